@@ -4,7 +4,9 @@
 //! Every test creates its own topic and queues under random names, so the
 //! tests run in parallel and leave nothing shared behind.
 
+pub mod ingest;
 pub mod process;
+pub mod proxy;
 pub mod topology;
 
 use std::path::PathBuf;

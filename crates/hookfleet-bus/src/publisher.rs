@@ -291,7 +291,10 @@ impl Batcher {
 async fn publish_batch(topic: &Topic, batch: Vec<Pending>) {
     // Callers that stopped waiting were already answered 503; don't send
     // what they were told was refused.
-    let batch: Vec<Pending> = batch.into_iter().filter(|p| !p.answer.is_closed()).collect();
+    let batch: Vec<Pending> = batch
+        .into_iter()
+        .filter(|p| !p.answer.is_closed())
+        .collect();
     if batch.is_empty() {
         return;
     }
@@ -334,7 +337,11 @@ async fn publish_batch(topic: &Topic, batch: Vec<Pending>) {
 
     let mut answers: Vec<Option<Result<String, PublishError>>> = vec![None; size];
     for success in output.successful() {
-        if let Some(slot) = success.id().and_then(|id| index_of(id, size)).map(|i| &mut answers[i]) {
+        if let Some(slot) = success
+            .id()
+            .and_then(|id| index_of(id, size))
+            .map(|i| &mut answers[i])
+        {
             *slot = Some(Ok(success.message_id().unwrap_or_default().to_owned()));
         }
     }
@@ -370,9 +377,15 @@ fn entry(index: usize, outgoing: &Outgoing) -> Result<PublishBatchRequestEntry, 
     PublishBatchRequestEntry::builder()
         .id(index.to_string())
         .message(message)
-        .message_attributes(attributes::EVENT_TYPE, string_attribute(&outgoing.event_type))
+        .message_attributes(
+            attributes::EVENT_TYPE,
+            string_attribute(&outgoing.event_type),
+        )
         .message_attributes(attributes::EVENT_ID, string_attribute(&outgoing.event_id))
-        .message_attributes(attributes::RECEIVED_AT, string_attribute(&outgoing.received_at))
+        .message_attributes(
+            attributes::RECEIVED_AT,
+            string_attribute(&outgoing.received_at),
+        )
         .build()
         .map_err(|e| PublishError::Refused {
             code: "InvalidEntry".to_owned(),

@@ -63,10 +63,14 @@ pub async fn queue_url(
 
     let answer = sqs.get_queue_url().queue_name(name_or_url).send().await;
     match answer {
-        Ok(output) => output.queue_url().map(str::to_owned).ok_or_else(|| {
-            aws_message("GetQueueUrl", name_or_url, "the answer has no QueueUrl")
-        }),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
+        Ok(output) => output
+            .queue_url()
+            .map(str::to_owned)
+            .ok_or_else(|| aws_message("GetQueueUrl", name_or_url, "the answer has no QueueUrl")),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
             Err(ResolveError::NotFound(name_or_url.to_owned()))
         }
         Err(e) => Err(aws_error("GetQueueUrl", name_or_url, &e)),
@@ -87,7 +91,10 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, R
             .and_then(|attributes| attributes.get(&QueueAttributeName::QueueArn))
             .cloned()
             .ok_or_else(|| aws_message("GetQueueAttributes", url, "the answer has no QueueArn")),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_does_not_exist()) =>
+        {
             Err(ResolveError::NotFound(url.to_owned()))
         }
         Err(e) => Err(aws_error("GetQueueAttributes", url, &e)),

@@ -206,11 +206,10 @@ impl Topology {
     }
 
     fn parse(text: &str, origin: &str) -> Result<Self, TopologyError> {
-        let file: TopologyFile =
-            toml::from_str(text).map_err(|error| TopologyError::Syntax {
-                path: origin.to_owned(),
-                reason: one_line_toml_error(&error, text),
-            })?;
+        let file: TopologyFile = toml::from_str(text).map_err(|error| TopologyError::Syntax {
+            path: origin.to_owned(),
+            reason: one_line_toml_error(&error, text),
+        })?;
 
         file.validate().map_err(|reason| TopologyError::Invalid {
             path: origin.to_owned(),
@@ -349,7 +348,11 @@ impl QueueFile {
             spec.message_retention_secs,
             RETENTION_RANGE,
         )?;
-        check_range("dlq_retention_secs", spec.dlq_retention_secs, RETENTION_RANGE)?;
+        check_range(
+            "dlq_retention_secs",
+            spec.dlq_retention_secs,
+            RETENTION_RANGE,
+        )?;
         // A message keeps its original enqueue time when it moves to the
         // DLQ, so a shorter DLQ retention would expire it there early.
         if spec.dlq_retention_secs < spec.message_retention_secs {
@@ -400,11 +403,7 @@ fn check_admin(admin: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_range(
-    key: &str,
-    value: u32,
-    range: std::ops::RangeInclusive<u32>,
-) -> Result<(), String> {
+fn check_range(key: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<(), String> {
     if !range.contains(&value) {
         return Err(format!(
             "{key} = {value} is outside {}..={}",
@@ -418,7 +417,12 @@ fn check_range(
 /// `toml`'s own message spans several lines with a source snippet; this
 /// keeps its first line and adds the position.
 fn one_line_toml_error(error: &toml::de::Error, text: &str) -> String {
-    let message = error.message().lines().next().unwrap_or("invalid TOML").trim();
+    let message = error
+        .message()
+        .lines()
+        .next()
+        .unwrap_or("invalid TOML")
+        .trim();
     match error.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
@@ -465,7 +469,11 @@ mod tests {
         assert_eq!(routes("referral.created"), everything);
         assert_eq!(
             routes("install.tracked"),
-            ["hookfleet-analytics", "hookfleet-alerts", "hookfleet-welcome"]
+            [
+                "hookfleet-analytics",
+                "hookfleet-alerts",
+                "hookfleet-welcome"
+            ]
         );
         assert_eq!(
             routes("referral.completed"),
@@ -491,7 +499,10 @@ mod tests {
             crm.admin
         );
         assert_eq!(
-            topology.queue_for_dlq("hookfleet-welcome-dlq").unwrap().name,
+            topology
+                .queue_for_dlq("hookfleet-welcome-dlq")
+                .unwrap()
+                .name,
             "hookfleet-welcome"
         );
         assert!(topology.queue_for_dlq("hookfleet-welcome").is_none());
@@ -529,7 +540,9 @@ mod tests {
 
     #[test]
     fn a_queue_needs_exactly_one_filter() {
-        let both = invalid(&minimal("event_types = [\"a\"]\nexcept_event_types = [\"b\"]"));
+        let both = invalid(&minimal(
+            "event_types = [\"a\"]\nexcept_event_types = [\"b\"]",
+        ));
         assert_eq!(
             both,
             "topology: queue \"q\": set exactly one of event_types, except_event_types"
@@ -545,7 +558,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_with_their_position() {
         let line = invalid(&minimal("event_types = [\"a\"]\nvisibility = 5"));
-        assert!(line.contains("line 6"), "{line}");
+        assert!(line.contains("line 7, column 1"), "{line}");
         assert!(line.contains("unknown field `visibility`"), "{line}");
         let top = invalid("[topic]\nname = \"t\"\n[extra]\n");
         assert!(top.contains("unknown field `extra`"), "{top}");
@@ -555,7 +568,8 @@ mod tests {
 
     #[test]
     fn names_and_ranges_are_checked() {
-        let bad_name = invalid("[topic]\nname = \"t\"\n[[queues]]\nname = \"a b\"\nevent_types = [\"x\"]\n");
+        let bad_name =
+            invalid("[topic]\nname = \"t\"\n[[queues]]\nname = \"a b\"\nevent_types = [\"x\"]\n");
         assert!(bad_name.contains("not a valid name"), "{bad_name}");
         let long = format!(
             "[topic]\nname = \"t\"\n[[queues]]\nname = \"{}\"\nevent_types = [\"x\"]\n",
@@ -564,19 +578,31 @@ mod tests {
         assert!(invalid(&long).contains("1-76 characters"));
         let short = "q".repeat(76);
         let ok = long.replace(&"q".repeat(77), &short);
-        assert_eq!(Topology::from_toml(&ok).unwrap().queues[0].dlq_name().len(), 80);
+        assert_eq!(
+            Topology::from_toml(&ok).unwrap().queues[0].dlq_name().len(),
+            80
+        );
 
         let receive = invalid(&minimal("event_types = [\"a\"]\nmax_receive_count = 0"));
-        assert!(receive.contains("max_receive_count = 0 is outside 1..=1000"), "{receive}");
-        let visibility = invalid(&minimal("event_types = [\"a\"]\nvisibility_timeout_secs = 43201"));
-        assert!(visibility.contains("visibility_timeout_secs"), "{visibility}");
+        assert!(
+            receive.contains("max_receive_count = 0 is outside 1..=1000"),
+            "{receive}"
+        );
+        let visibility = invalid(&minimal(
+            "event_types = [\"a\"]\nvisibility_timeout_secs = 43201",
+        ));
+        assert!(
+            visibility.contains("visibility_timeout_secs"),
+            "{visibility}"
+        );
         let retention = invalid(&minimal(
             "event_types = [\"a\"]\nmessage_retention_secs = 1209600\ndlq_retention_secs = 86400",
         ));
         assert!(retention.contains("shorter than"), "{retention}");
         let admin = invalid(&minimal("event_types = [\"a\"]\nadmin = \"localhost\""));
         assert!(admin.contains("host:port"), "{admin}");
-        let topic = invalid("[topic]\nname = \"\"\n[[queues]]\nname = \"q\"\nevent_types = [\"x\"]\n");
+        let topic =
+            invalid("[topic]\nname = \"\"\n[[queues]]\nname = \"q\"\nevent_types = [\"x\"]\n");
         assert!(topic.contains("topic \"\""), "{topic}");
         assert!(invalid("[topic]\nname = \"t\"\n").contains("no [[queues]]"));
     }
@@ -597,7 +623,10 @@ mod tests {
     fn load_names_the_file() {
         let missing = Topology::load(Path::new("/nonexistent/topology.toml")).unwrap_err();
         let line = missing.to_string();
-        assert!(line.starts_with("/nonexistent/topology.toml: cannot read: "), "{line}");
+        assert!(
+            line.starts_with("/nonexistent/topology.toml: cannot read: "),
+            "{line}"
+        );
         assert!(matches!(missing, TopologyError::Read { .. }));
     }
 }

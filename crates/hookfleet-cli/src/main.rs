@@ -1,1 +1,59 @@
-fn main() {}
+//! `hookfleet`, the operator CLI (SPEC §11).
+//!
+//! This file only parses and dispatches; each command lives in its own
+//! module and returns a [`Failure`] that decides the exit code: 0 success,
+//! 1 the operation failed, 2 bad usage or configuration (clap exits 2 on
+//! its own for usage errors).
+
+mod context;
+mod infra;
+mod send;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hookfleet_telemetry::{EXIT_FAILURE, exit_config_error, init_logging};
+
+use crate::context::{Failure, Global};
+
+/// Operate the hookfleet bus: create the topology, send test webhooks.
+#[derive(Debug, Parser)]
+#[command(name = "hookfleet", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or update the SNS topic, SQS queues, DLQs and subscriptions.
+    #[command(subcommand)]
+    Infra(infra::InfraCommand),
+    /// Sign a webhook like Tolinku does and send it to ingest.
+    Send(send::SendArgs),
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format, "warn");
+    // reqwest uses rustls without a built-in provider: pick ring, once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let result = match cli.command {
+        Command::Infra(command) => infra::run(command, &cli.global).await,
+        Command::Send(args) => send::run(args).await,
+    };
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config { setting, reason }) => exit_config_error(setting, reason),
+        Err(Failure::Operation(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(EXIT_FAILURE as u8)
+        }
+    }
+}

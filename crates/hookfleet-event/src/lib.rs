@@ -16,6 +16,4 @@ mod signature;
 
 pub use envelope::{Envelope, EnvelopeError, MAX_EVENT_TYPE_LEN, TEST_EVENT};
 pub use event_id::EventId;
-pub use signature::{
-    MAX_BODY_BYTES, Secret, SecretsError, SignatureError, Verifier, sign,
-};
+pub use signature::{MAX_BODY_BYTES, Secret, SecretsError, SignatureError, Verifier, sign};

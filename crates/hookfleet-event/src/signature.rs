@@ -172,14 +172,8 @@ mod tests {
     fn reports_which_secret_matched() {
         let verifier = Verifier::from_list(" whsec_new , whsec_old\n").unwrap();
         assert_eq!(verifier.len(), 2);
-        assert_eq!(
-            verifier.verify(BODY, Some(&sign("whsec_old", BODY))),
-            Ok(1)
-        );
-        assert_eq!(
-            verifier.verify(BODY, Some(&sign("whsec_new", BODY))),
-            Ok(0)
-        );
+        assert_eq!(verifier.verify(BODY, Some(&sign("whsec_old", BODY))), Ok(1));
+        assert_eq!(verifier.verify(BODY, Some(&sign("whsec_new", BODY))), Ok(0));
         assert_eq!(
             verifier.verify(BODY, Some(&sign("whsec_other", BODY))),
             Err(SignatureError::Mismatch)

@@ -28,6 +28,11 @@ pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 /// The event type header (SPEC §2).
 pub const EVENT_HEADER: &str = "x-webhook-event";
 
+/// An oversized body up to this size is read (and dropped) before the
+/// `413`, so that the sender reads the answer; a larger declared length is
+/// refused before reading anything.
+const DRAIN_LIMIT: usize = 4 * MAX_BODY_BYTES;
+
 /// What the handlers share.
 pub struct App {
     pub verifier: Verifier,
@@ -56,19 +61,20 @@ async fn receive_webhook(State(app): State<Arc<App>>, headers: HeaderMap, body: 
 }
 
 async fn handle(app: &App, headers: &HeaderMap, body: Body) -> (Outcome, Response) {
-    let declared_too_large = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > MAX_BODY_BYTES);
-    if declared_too_large {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > DRAIN_LIMIT) {
         return (Outcome::TooLarge, too_large());
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        // The only read error with a complete request is the limit; a
-        // connection that broke mid-body gets no answer anyway.
-        Err(_) => return (Outcome::TooLarge, too_large()),
+    // Reading a modestly oversized body to its end lets the sender see the
+    // 413 instead of a reset connection.
+    let body = match axum::body::to_bytes(body, DRAIN_LIMIT).await {
+        Ok(body) if body.len() <= MAX_BODY_BYTES => body,
+        // Over the limit, or a read error (only the limit can cause one on
+        // a complete request; a broken connection gets no answer anyway).
+        Ok(_) | Err(_) => return (Outcome::TooLarge, too_large()),
     };
 
     let signature = headers
@@ -175,7 +181,11 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(error) => {
             tracing::warn!(error = %error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {error}\n")).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {error}\n"),
+            )
+                .into_response()
         }
     }
 }
