@@ -424,3 +424,34 @@ async fn unreachable_endpoint_exits_1_with_one_line() {
         "{output:?}"
     );
 }
+
+#[tokio::test]
+async fn bad_aws_settings_exit_2_naming_the_variable() {
+    let topology = TestTopology::new();
+    let cases = [
+        ("AWS_ENDPOINT_URL", "", "AWS_ENDPOINT_URL"),
+        ("AWS_ENDPOINT_URL", "localhost:4566", "AWS_ENDPOINT_URL"),
+        ("AWS_REGION", "", "AWS_REGION"),
+    ];
+
+    for (key, value, setting) in cases {
+        let mut env = topology.env();
+        env.retain(|(k, _)| k != key);
+        env.push((key.into(), value.into()));
+
+        let output = run(&bin("hookfleet"), &["infra", "apply"], &env).await;
+
+        assert_eq!(output.code, Some(2), "{key}={value:?}: {output:?}");
+        assert_eq!(
+            output.stderr.lines().count(),
+            1,
+            "{key}={value:?}: {output:?}"
+        );
+        assert!(
+            output
+                .stderr
+                .starts_with(&format!("error: invalid {setting}: ")),
+            "{key}={value:?}: {output:?}"
+        );
+    }
+}

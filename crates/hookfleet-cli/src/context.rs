@@ -52,7 +52,7 @@ impl AwsClients {
     /// empty endpoint, a panic inside the SDK) on the first call.
     pub(crate) async fn from_env() -> Result<Self, Failure> {
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            reqwest::Url::parse(&endpoint).map_err(|e| Failure::config("AWS_ENDPOINT_URL", e))?;
+            check_endpoint(&endpoint).map_err(|e| Failure::config("AWS_ENDPOINT_URL", e))?;
         }
         let config = aws::load_config(AwsTimeouts::default()).await;
         if config
@@ -66,6 +66,15 @@ impl AwsClients {
             sqs: aws::sqs(&config),
         })
     }
+}
+
+/// An endpoint the SDK can use: an `http(s)://host[:port]` URL.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let url = reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!("{endpoint:?}: not an http:// or https:// URL"));
+    }
+    Ok(())
 }
 
 /// How a command failed; decides the exit code.

@@ -16,6 +16,11 @@ use hookfleet_telemetry::{EXIT_FAILURE, exit_config_error, init_logging};
 
 use crate::context::{Failure, Global};
 
+/// Quiet unless `RUST_LOG` says otherwise: the CLI's output is its
+/// report. The SDK's region-chain warnings (IMDS) are noise here; a
+/// missing region is reported as a configuration error instead.
+const DEFAULT_LOG_FILTER: &str = "warn,aws_config=error";
+
 /// Operate the hookfleet bus: create the topology, send test webhooks.
 #[derive(Debug, Parser)]
 #[command(name = "hookfleet", version, propagate_version = true)]
@@ -39,7 +44,7 @@ enum Command {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.global.log_format, "warn");
+    init_logging(cli.global.log_format, DEFAULT_LOG_FILTER);
     // reqwest uses rustls without a built-in provider: pick ring, once.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
