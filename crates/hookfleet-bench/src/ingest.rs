@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use hookfleet_bus::aws::{self, AwsTimeouts};
 
-use crate::proc_stats::{cpu_time, peak_rss_kib};
+use crate::proc_stats::{cpu_split, peak_rss_kib};
 use crate::scratch::{Scratch, sibling};
 
 const SECRET: &str = "whsec_benchmark";
@@ -82,12 +82,19 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
     drive(&client, &url, &warm, args.concurrency).await?;
 
     let signed = sign_all(bodies(args.events, args.body_bytes));
-    let cpu_before = cpu_time(pid);
+    let (user_before, system_before) = cpu_split(pid);
     let started = Instant::now();
     let mut latencies = drive(&client, &url, &signed, args.concurrency).await?;
     let elapsed = started.elapsed();
-    let cpu = cpu_time(pid) - cpu_before;
+    let (user_after, system_after) = cpu_split(pid);
+    let (user, system) = (user_after - user_before, system_after - system_before);
     let peak_kib = peak_rss_kib(pid);
+    let metrics = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
 
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -106,12 +113,29 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
         ms(percentile(0.50)),
         ms(percentile(0.99))
     );
+    let per_event = |cpu: Duration| cpu.as_secs_f64() * 1e6 / args.events as f64;
     println!(
-        "ingest CPU: {:.1} µs per event (user+system, {} events)",
-        cpu.as_secs_f64() * 1e6 / args.events as f64,
-        args.events
+        "ingest CPU: {:.1} µs per event ({:.1} user + {:.1} system)",
+        per_event(user + system),
+        per_event(user),
+        per_event(system)
     );
     println!("ingest peak RSS: {:.1} MiB", peak_kib as f64 / 1024.0);
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (sum, count) = (
+        sample("hookfleet_bus_publish_batch_size_sum"),
+        sample("hookfleet_bus_publish_batch_size_count"),
+    );
+    println!(
+        "PublishBatch calls: {count:.0}, {:.1} events per call on average",
+        sum / count.max(1.0)
+    );
     Ok(())
 }
 

@@ -4,6 +4,12 @@ use std::time::Duration;
 
 /// User plus system CPU time consumed by `pid` so far.
 pub(crate) fn cpu_time(pid: u32) -> Duration {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU time consumed by `pid` so far, separately.
+pub(crate) fn cpu_split(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces): utime is
     // the 12th, stime the 13th, in clock ticks (100 per second here).
@@ -13,11 +19,11 @@ pub(crate) fn cpu_time(pid: u32) -> Duration {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
+    let ticks = |i: usize| {
+        let ticks: u64 = fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    };
+    (ticks(11), ticks(12))
 }
 
 /// Peak resident memory (`VmHWM`) of `pid`, in KiB.
