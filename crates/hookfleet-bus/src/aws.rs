@@ -59,6 +59,59 @@ pub async fn load_config(timeouts: AwsTimeouts) -> SdkConfig {
         .await
 }
 
+/// A standard AWS variable that cannot work, found before any call (an
+/// empty `AWS_ENDPOINT_URL` would otherwise panic inside the SDK on the
+/// first request).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid {setting}: {reason}")]
+pub struct AwsConfigError {
+    /// The variable, e.g. `AWS_ENDPOINT_URL`.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// [`load_config`], after checking `AWS_ENDPOINT_URL` and that a region is
+/// set. Binaries call this at start and exit 2 on an error.
+pub async fn load_checked(timeouts: AwsTimeouts) -> Result<SdkConfig, AwsConfigError> {
+    if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+        check_endpoint(&endpoint).map_err(|reason| AwsConfigError {
+            setting: "AWS_ENDPOINT_URL",
+            reason,
+        })?;
+    }
+    let config = load_config(timeouts).await;
+    if config.region().is_none_or(|r| r.as_ref().is_empty()) {
+        return Err(AwsConfigError {
+            setting: "AWS_REGION",
+            reason: "not set".to_owned(),
+        });
+    }
+    Ok(config)
+}
+
+/// An endpoint the SDK can use: `http(s)://host[:port][/path]`.
+fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(|| format!("{endpoint:?} is not an http:// or https:// URL"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, port)| {
+            if port.parse::<u16>().is_ok() {
+                host
+            } else {
+                ""
+            }
+        });
+    if host.is_empty() || endpoint.contains(char::is_whitespace) {
+        return Err(format!("{endpoint:?} has no valid host[:port]"));
+    }
+    Ok(())
+}
+
 /// The HTTP client every AWS client uses: hyper with rustls on ring (no
 /// aws-lc-rs, no OpenSSL). Plain `http://` endpoints (LocalStack) work too.
 pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
@@ -77,4 +130,30 @@ pub fn sns(config: &SdkConfig) -> aws_sdk_sns::Client {
 /// An SQS client.
 pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::new(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn endpoints_are_checked() {
+        for good in [
+            "http://127.0.0.1:4566",
+            "https://sqs.eu-west-1.amazonaws.com",
+            "http://localstack:4566/",
+        ] {
+            assert!(check_endpoint(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1:4566",
+            "http://",
+            "http://:4566",
+            "http://host:port",
+            "ftp://x",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -19,7 +19,9 @@ use crate::routes::{App, router};
 /// Runs the service until SIGTERM or Ctrl-C, then drains.
 pub async fn run(settings: Settings, prometheus: PrometheusHandle) -> anyhow::Result<()> {
     let metrics = IngestMetrics::register(settings.verifier.len());
-    let sdk = aws::load_config(ingest_timeouts(&settings)).await;
+    let sdk = aws::load_checked(ingest_timeouts(&settings))
+        .await
+        .unwrap_or_else(|e| hookfleet_telemetry::exit_config_error(e.setting, e.reason));
     let (publisher, batcher) = Publisher::start(aws::sns(&sdk), settings.publisher.clone());
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
