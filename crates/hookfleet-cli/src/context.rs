@@ -51,30 +51,14 @@ impl AwsClients {
     /// configuration failure here rather than an obscure error (or, for an
     /// empty endpoint, a panic inside the SDK) on the first call.
     pub(crate) async fn from_env() -> Result<Self, Failure> {
-        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
-            check_endpoint(&endpoint).map_err(|e| Failure::config("AWS_ENDPOINT_URL", e))?;
-        }
-        let config = aws::load_config(AwsTimeouts::default()).await;
-        if config
-            .region()
-            .is_none_or(|region| region.as_ref().is_empty())
-        {
-            return Err(Failure::config("AWS_REGION", "not set"));
-        }
+        let config = aws::load_checked(AwsTimeouts::default())
+            .await
+            .map_err(|e| Failure::config(e.setting, e.reason))?;
         Ok(Self {
             sns: aws::sns(&config),
             sqs: aws::sqs(&config),
         })
     }
-}
-
-/// An endpoint the SDK can use: an `http(s)://host[:port]` URL.
-fn check_endpoint(endpoint: &str) -> Result<(), String> {
-    let url = reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("{endpoint:?}: not an http:// or https:// URL"));
-    }
-    Ok(())
 }
 
 /// How a command failed; decides the exit code.
@@ -87,6 +71,9 @@ pub(crate) enum Failure {
         /// What is wrong with it.
         reason: String,
     },
+    /// Bad usage that no single setting names (exit 2), e.g. a queue that
+    /// does not exist or a missing `--yes`: the one line to print.
+    Usage(String),
     /// The operation failed (exit 1).
     Operation(anyhow::Error),
 }
@@ -101,8 +88,100 @@ impl Failure {
     }
 }
 
+/// Parses the command line. `--help` and `--version` print and exit 0;
+/// any other error prints one line and exits 2. That line is clap's
+/// first, with the names clap lists under it when an argument is missing
+/// (`... not provided: --out <FILE>`), so it always names the culprit.
+pub(crate) fn parse_cli<T: clap::Parser>() -> T {
+    use clap::error::ErrorKind;
+
+    let error = match T::try_parse() {
+        Ok(cli) => return cli,
+        Err(error) => error,
+    };
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        error.exit()
+    }
+    eprintln!("{}", one_line_usage_error(&error.render().to_string()));
+    std::process::exit(hookfleet_telemetry::EXIT_CONFIG)
+}
+
+/// Clap's first line, plus the indented lines right under it.
+fn one_line_usage_error(rendered: &str) -> String {
+    let mut lines = rendered.lines();
+    let mut line = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_owned();
+    let listed: Vec<&str> = lines
+        .take_while(|l| l.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    if !listed.is_empty() {
+        line.push(' ');
+        line.push_str(&listed.join(", "));
+    }
+    line
+}
+
+/// A count given on the command line: a whole number, 1 or more.
+pub(crate) fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("must be a whole number, 1 or more".to_owned()),
+    }
+}
+
+/// Writes `text` to stdout in one piece. A closed pipe (`| head`) ends
+/// the output quietly instead of panicking the way `println!` does.
+pub(crate) fn print(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(error) => Err(anyhow::anyhow!("cannot write to stdout: {error}").into()),
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Self {
         Self::Operation(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_fit_one_line_and_name_the_argument() {
+        let rendered = "error: the following required arguments were not provided:\n  \
+                        --out <FILE>\n  --to <QUEUE>\n\nUsage: hookfleet dlq export\n";
+        assert_eq!(
+            one_line_usage_error(rendered),
+            "error: the following required arguments were not provided: --out <FILE>, --to <QUEUE>"
+        );
+        assert_eq!(
+            one_line_usage_error("error: unexpected argument '--x' found\n\n  tip: ...\n"),
+            "error: unexpected argument '--x' found"
+        );
+    }
+
+    #[test]
+    fn counts_are_positive() {
+        assert_eq!(positive("3"), Ok(3));
+        assert!(positive("0").is_err());
+        assert!(positive("-1").is_err());
+        assert!(positive("ten").is_err());
     }
 }
