@@ -71,15 +71,29 @@ pub struct AwsConfigError {
     pub reason: String,
 }
 
-/// [`load_config`], after checking `AWS_ENDPOINT_URL` and that a region is
-/// set. Binaries call this at start and exit 2 on an error.
-pub async fn load_checked(timeouts: AwsTimeouts) -> Result<SdkConfig, AwsConfigError> {
+/// Checks the standard variables that can be checked without loading
+/// credentials or calling anything: `AWS_ENDPOINT_URL` is a usable URL and
+/// `AWS_REGION`, when set, is not empty. `--check-config` uses this.
+pub fn check_environment() -> Result<(), AwsConfigError> {
     if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
         check_endpoint(&endpoint).map_err(|reason| AwsConfigError {
             setting: "AWS_ENDPOINT_URL",
             reason,
         })?;
     }
+    if std::env::var("AWS_REGION").is_ok_and(|region| region.trim().is_empty()) {
+        return Err(AwsConfigError {
+            setting: "AWS_REGION",
+            reason: "empty".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// [`load_config`], after [`check_environment`] and checking that a region
+/// is found. Binaries call this at start and exit 2 on an error.
+pub async fn load_checked(timeouts: AwsTimeouts) -> Result<SdkConfig, AwsConfigError> {
+    check_environment()?;
     let config = load_config(timeouts).await;
     if config.region().is_none_or(|r| r.as_ref().is_empty()) {
         return Err(AwsConfigError {

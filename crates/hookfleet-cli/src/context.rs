@@ -31,9 +31,27 @@ pub(crate) struct Global {
         help_heading = "Global options"
     )]
     pub(crate) log_format: LogFormat,
+
+    /// Validate the topology and the AWS variables, then exit, calling
+    /// nothing.
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub(crate) check_config: bool,
 }
 
 impl Global {
+    /// `--check-config`: what can be checked without the network.
+    pub(crate) fn check_config(&self) -> Result<(), Failure> {
+        let topology = self.load_topology()?;
+        hookfleet_bus::aws::check_environment()
+            .map_err(|e| Failure::config(e.setting, e.reason))?;
+        print(&format!(
+            "configuration ok: topology {} (topic {}, {} queues)\n",
+            self.topology.display(),
+            topology.topic.name,
+            topology.queues.len()
+        ))
+    }
+
     /// The topology, or a configuration failure with the file's one line.
     pub(crate) fn load_topology(&self) -> Result<Topology, Failure> {
         Topology::load(&self.topology).map_err(|e| Failure::config("HOOKFLEET_TOPOLOGY", e))

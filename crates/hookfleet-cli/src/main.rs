@@ -57,6 +57,7 @@ async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let result = match cli.command {
+        _ if cli.global.check_config => cli.global.check_config(),
         Command::Infra(command) => infra::run(command, &cli.global).await,
         Command::Dlq(command) => dlq::run(command, &cli.global).await,
         Command::Send(args) => send::run(args).await,

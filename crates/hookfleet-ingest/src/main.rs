@@ -7,6 +7,9 @@ async fn main() {
     let config: Config = hookfleet_telemetry::parse_args();
     let settings = config.validate();
     if config.check_config {
+        if let Err(e) = hookfleet_bus::aws::check_environment() {
+            hookfleet_telemetry::exit_config_error(e.setting, e.reason);
+        }
         println!(
             "configuration ok: listen {}, topic {}, {} webhook secret(s)",
             settings.listen,
