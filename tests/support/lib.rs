@@ -4,10 +4,15 @@
 //! Every test creates its own topic and queues under random names, so the
 //! tests run in parallel and leave nothing shared behind.
 
+pub mod alerts;
+pub mod analytics;
+pub mod cuttable;
 pub mod ingest;
 pub mod process;
 pub mod proxy;
+pub mod receiver;
 pub mod topology;
+pub mod worker;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -38,7 +38,9 @@
 
 #![warn(missing_docs)]
 
+pub mod alerting;
 pub mod error;
+pub mod ledger;
 mod migrations;
 mod model;
 mod postgres;
@@ -52,7 +54,9 @@ use std::time::Duration;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 
+pub use alerting::{AlertingTx, NewAlert, PendingAlert, StoredAlert, WindowCount};
 pub use error::StoreError;
+pub use ledger::{Claim, EffectClaim, EffectRecord, EffectState};
 pub use model::{Campaign, InsertReport, MinuteCount, NewEvent, StoredEvent, User};
 pub use window::{UNKNOWN_CAMPAIGN, minute_of};
 

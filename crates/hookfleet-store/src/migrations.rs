@@ -20,12 +20,26 @@ struct Step {
     sqlite: &'static str,
 }
 
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    description: "initial",
-    postgres: include_str!("../migrations/postgres/0001_initial.sql"),
-    sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "initial",
+        postgres: include_str!("../migrations/postgres/0001_initial.sql"),
+        sqlite: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Step {
+        version: 2,
+        description: "alerting",
+        postgres: include_str!("../migrations/postgres/0002_alerting.sql"),
+        sqlite: include_str!("../migrations/sqlite/0002_alerting.sql"),
+    },
+    Step {
+        version: 3,
+        description: "effect ledger",
+        postgres: include_str!("../migrations/postgres/0003_effect_ledger.sql"),
+        sqlite: include_str!("../migrations/sqlite/0003_effect_ledger.sql"),
+    },
+];
 
 /// The PostgreSQL migrations.
 pub(crate) fn postgres() -> Migrator {

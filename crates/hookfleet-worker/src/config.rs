@@ -1,6 +1,8 @@
 //! The settings every worker shares (SPEC §3, §7): each a flag with an
 //! environment variable. A worker binary flattens [`WorkerArgs`] into its
-//! own `clap::Parser` and calls [`WorkerArgs::validate`].
+//! own `clap::Parser` and calls [`WorkerArgs::validate`]; with
+//! `--check-config` it then prints [`WorkerSettings::summary`] and exits 0
+//! instead of starting (see [`crate::app`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +75,11 @@ pub struct WorkerArgs {
     /// Log format.
     #[arg(long, env = "HOOKFLEET_LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
+
+    /// Validate the settings, print a one-line summary and exit 0 (or exit
+    /// 2 naming the bad setting), without touching the network.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// One queue a worker drains, checked.
@@ -97,6 +104,53 @@ pub struct WorkerSettings {
     pub queues: Vec<QueueSetting>,
     /// Thresholds for every destination's breaker.
     pub breaker: BreakerConfig,
+}
+
+impl WorkerSettings {
+    /// The settings on one line, for `--check-config` and the start-up
+    /// log: worker, queues (with their override when there is one), admin
+    /// address, and the consumption and breaker settings of the first
+    /// queue (every queue shares them; only the visibility may differ, and
+    /// each is listed).
+    pub fn summary(&self) -> String {
+        let queues: Vec<String> = self
+            .queues
+            .iter()
+            .map(|q| {
+                let visibility = q.config.visibility_timeout.as_secs();
+                if q.location == q.default_name {
+                    format!("{} (visibility {visibility} s)", q.default_name)
+                } else {
+                    format!(
+                        "{}={} (visibility {visibility} s)",
+                        q.default_name, q.location
+                    )
+                }
+            })
+            .collect();
+        let mut line = format!(
+            "worker {}, admin {}, queues {}",
+            self.worker,
+            self.admin_listen,
+            queues.join(", ")
+        );
+        if let Some(config) = self.queues.first().map(|q| &q.config) {
+            line.push_str(&format!(
+                ", {} in flight and {} receivers per queue, backoff {}-{} s, shutdown grace {} s",
+                config.concurrency,
+                config.receivers,
+                config.backoff.min.as_secs(),
+                config.backoff.max.as_secs(),
+                config.shutdown_grace.as_secs(),
+            ));
+        }
+        line.push_str(&format!(
+            ", breakers open after {} failures for {} s",
+            self.breaker.failure_threshold,
+            self.breaker.cooldown.as_secs()
+        ));
+        line
+    }
 }
 
 /// A bad setting: which, and why.
@@ -326,6 +380,29 @@ mod tests {
             .check("hookfleet-crm", &["hookfleet-crm"])
             .unwrap_err();
         assert!(unknown.reason.contains("not one of"), "{unknown}");
+    }
+
+    #[test]
+    fn the_summary_is_one_line_naming_every_queue() {
+        let settings = args(&[
+            "--queue",
+            "hookfleet-welcome=http://x/q/w",
+            "--check-config",
+        ])
+        .check("hookfleet-crm", &["hookfleet-crm", "hookfleet-welcome"])
+        .unwrap();
+        let summary = settings.summary();
+        assert!(!summary.contains('\n'), "{summary}");
+        for part in [
+            "worker hookfleet-crm",
+            "admin 127.0.0.1:9103",
+            "hookfleet-crm (visibility 60 s)",
+            "hookfleet-welcome=http://x/q/w (visibility 60 s)",
+            "32 in flight and 2 receivers per queue",
+            "breakers open after 5 failures for 30 s",
+        ] {
+            assert!(summary.contains(part), "{part:?} missing from {summary}");
+        }
     }
 
     #[test]

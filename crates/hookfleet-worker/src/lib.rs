@@ -2,6 +2,9 @@
 //! processing, so that each worker binary is a [`Handler`] and a few lines
 //! of wiring (SPEC §7).
 //!
+//! - [`app`]: [`Worker`], the wiring of a worker binary (admin endpoint,
+//!   queue resolution, breakers, signals), and
+//!   [`start_logging_and_metrics`].
 //! - [`queue`]: the [`Queue`] trait (SQS's contract and limits) and
 //!   [`SqsQueue`].
 //! - [`handler`]: what a worker writes — [`Handler`] and [`Outcome`].
@@ -39,6 +42,7 @@
 //! [`Delivery::event_id`]).
 
 pub mod admin;
+pub mod app;
 pub mod backoff;
 pub mod breaker;
 pub mod config;
@@ -49,9 +53,10 @@ pub mod queue;
 pub mod runtime;
 mod settle;
 
+pub use app::{Worker, WorkerError, start_logging_and_metrics};
 pub use backoff::Backoff;
 pub use breaker::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker};
-pub use config::WorkerArgs;
+pub use config::{WorkerArgs, WorkerSettings};
 pub use handler::{Delivery, Handler, Outcome};
 pub use process::dead_letter_attributes;
 pub use queue::{Message, Queue, QueueError, SqsQueue};

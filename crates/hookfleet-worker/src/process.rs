@@ -29,7 +29,7 @@ use crate::breaker::{BreakerPermit, CircuitBreaker};
 use crate::handler::{Delivery, Handler, Outcome};
 use crate::metrics::Processed;
 use crate::queue::{Message, Queue, SQS_MAX_MESSAGE_ATTRIBUTES};
-use crate::settle::Settlement;
+use crate::settle::{Action, Settlement};
 
 /// The longest `error` attribute written, in bytes.
 const MAX_ERROR_LEN: usize = 1024;
@@ -53,20 +53,37 @@ pub(crate) struct Received {
 }
 
 impl<Q: Queue, H: Handler> Shared<Q, H> {
-    /// Processes one message; returns what became of it and how long the
-    /// handler ran (when it ran).
+    /// Processes one message and hands it to the settler with its slot;
+    /// returns what became of it and how long the handler ran (when it
+    /// ran).
     pub(crate) async fn process(&self, received: Received) -> (Processed, Option<Duration>) {
         let Received {
             message,
-            slot: _slot,
+            slot,
             probe,
         } = received;
+        let (processed, handler_time, action) = self.decide(&message, probe).await;
+        self.settle(Settlement {
+            receipt: message.receipt,
+            action,
+            slot: Some(slot),
+        });
+        (processed, handler_time)
+    }
 
+    /// Everything but the settling: the poison check, the breaker, the
+    /// handler, and what its outcome means for the message.
+    async fn decide(
+        &self,
+        message: &Message,
+        probe: Option<BreakerPermit>,
+    ) -> (Processed, Option<Duration>, Action) {
         let envelope = match Envelope::parse(message.body.as_bytes()) {
             Ok(envelope) => envelope,
             Err(error) => {
                 tracing::warn!(%error, "poison message: not an envelope");
-                return (self.dead_letter(&message, &error.to_string()).await, None);
+                let (processed, action) = self.dead_letter(message, &error.to_string()).await;
+                return (processed, None, action);
             }
         };
 
@@ -76,26 +93,27 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
             (None, Some(breaker)) => match breaker.try_acquire() {
                 Ok(permit) => Some(permit),
                 Err(rejected) => {
-                    self.release(&message, rejected.remaining);
-                    return (Processed::BreakerOpen, None);
+                    let action = Action::Release {
+                        after: rejected.remaining,
+                    };
+                    return (Processed::BreakerOpen, None, action);
                 }
             },
         };
 
         let delivery = Delivery {
-            message: &message,
+            message,
             envelope: &envelope,
-            event_id: event_id(&message),
+            event_id: event_id(message),
         };
         let started = Instant::now();
         let outcome = self.handle_with_heartbeat(&delivery).await;
         let handler_time = Some(started.elapsed());
 
-        let processed = match outcome {
+        let (processed, action) = match outcome {
             Outcome::Done => {
                 report(permit, true);
-                self.settle(Settlement::Delete(message.receipt.clone()));
-                Processed::Done
+                (Processed::Done, Action::Delete)
             }
             Outcome::Retry { after, reason } => {
                 report(permit, false);
@@ -106,28 +124,30 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
                     retry_in_secs = delay.as_secs_f64(),
                     "retrying later"
                 );
-                self.release(&message, delay);
-                Processed::Retried
+                (Processed::Retried, Action::Release { after: delay })
             }
             Outcome::GiveUp { reason } => {
                 // The destination answered (with a refusal): it is up.
                 report(permit, true);
-                self.dead_letter(&message, &reason).await
+                self.dead_letter(message, &reason).await
             }
             Outcome::BreakerOpen { remaining } => {
                 drop(permit);
-                self.release(&message, remaining);
-                Processed::BreakerOpen
+                (Processed::BreakerOpen, Action::Release { after: remaining })
             }
         };
-        (processed, handler_time)
+        (processed, handler_time, action)
     }
 
-    /// Puts a message back with a backoff after its handler panicked.
+    /// Puts a message back with a backoff after its handler panicked (its
+    /// slot was freed with the task).
     pub(crate) fn release_after_panic(&self, receipt: &str, receive_count: u32) {
-        self.settle(Settlement::Release {
+        self.settle(Settlement {
             receipt: receipt.to_owned(),
-            after: self.backoff.delay(receive_count),
+            action: Action::Release {
+                after: self.backoff.delay(receive_count),
+            },
+            slot: None,
         });
     }
 
@@ -140,7 +160,10 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
         tokio::pin!(handling);
 
         loop {
+            // The handler first: one that is done at its first poll never
+            // registers the heartbeat's timer.
             tokio::select! {
+                biased;
                 outcome = &mut handling => return outcome,
                 _ = heartbeat.tick() => {
                     let receipt = &delivery.message.receipt;
@@ -152,9 +175,9 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
         }
     }
 
-    /// Copies the message to the dead-letter queue, then deletes it; a
-    /// failed copy becomes a retry.
-    async fn dead_letter(&self, message: &Message, error: &str) -> Processed {
+    /// Copies the message to the dead-letter queue, then has it deleted;
+    /// a failed copy becomes a retry.
+    async fn dead_letter(&self, message: &Message, error: &str) -> (Processed, Action) {
         let attributes =
             dead_letter_attributes(message, error, &self.worker, OffsetDateTime::now_utc());
         match self
@@ -167,22 +190,14 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
                     error = attributes[attributes::ERROR].as_str(),
                     "message dead-lettered"
                 );
-                self.settle(Settlement::Delete(message.receipt.clone()));
-                Processed::GaveUp
+                (Processed::GaveUp, Action::Delete)
             }
             Err(send_error) => {
                 tracing::error!(%send_error, "dead-letter send failed; retrying later");
-                self.release(message, self.backoff.delay(message.receive_count));
-                Processed::Retried
+                let after = self.backoff.delay(message.receive_count);
+                (Processed::Retried, Action::Release { after })
             }
         }
-    }
-
-    fn release(&self, message: &Message, after: Duration) {
-        self.settle(Settlement::Release {
-            receipt: message.receipt.clone(),
-            after,
-        });
     }
 
     fn settle(&self, settlement: Settlement) {

@@ -34,6 +34,14 @@ pub const SQS_MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// The longest long poll SQS accepts (`WaitTimeSeconds`).
 pub const SQS_MAX_WAIT: Duration = Duration::from_secs(20);
 
+/// The system attributes a receive asks for: what [`Message`] keeps, and
+/// no more (asking for `All` roughly doubles the attributes to parse).
+const SYSTEM_ATTRIBUTES: [MessageSystemAttributeName; 3] = [
+    MessageSystemAttributeName::ApproximateReceiveCount,
+    MessageSystemAttributeName::SentTimestamp,
+    MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+];
+
 /// One message as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -256,7 +264,7 @@ impl Queue for SqsQueue {
             .max_number_of_messages(max.clamp(1, SQS_MAX_BATCH) as i32)
             .wait_time_seconds(wait.min(SQS_MAX_WAIT).as_secs() as i32)
             .visibility_timeout(whole_seconds(visibility))
-            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .set_message_system_attribute_names(Some(SYSTEM_ATTRIBUTES.to_vec()))
             .message_attribute_names("All")
             .send()
             .await

@@ -9,10 +9,16 @@
 //!                                   ChangeMessageVisibilityBatch)
 //! ```
 //!
-//! A receiver first takes one slot of the in-flight semaphore, then as many
-//! more as are free (up to 10), and asks SQS for exactly that many
-//! messages: a saturated worker asks for nothing, which is the
-//! backpressure. A slot is released when its message's task ends.
+//! A receiver waits until it can take a batch of slots of the in-flight
+//! semaphore (10, or the concurrency when lower; 1 for a breaker's probe)
+//! and asks SQS for exactly that many messages: a saturated worker asks
+//! for nothing, which is the backpressure. A receive that brings fewer
+//! messages frees the rest at once. A message's slot is released when it
+//! is settled — the settler's delete or release call has returned — so
+//! messages waiting to be deleted count as in flight too, and slots come
+//! back in the settler's batches of 10: the size receivers wait for, so
+//! receives stay full under load. With fewer than `receivers × 10` slots,
+//! not every receiver can poll at once.
 //!
 //! Shutdown (the token is cancelled): receivers stop — an interrupted long
 //! poll may have taken messages that then reappear after the visibility
@@ -43,7 +49,9 @@ use crate::settle::run_settler;
 pub struct QueueConfig {
     /// The worker's name, written as `worker` on dead-lettered messages.
     pub worker: String,
-    /// Messages in flight at most (received and not yet settled).
+    /// Messages in flight at most: received and not yet settled (deleted
+    /// or released by the settler's batch call). At least `receivers × 10`
+    /// lets every receiver poll at once.
     pub concurrency: usize,
     /// Concurrent long-polling receivers.
     pub receivers: usize,
@@ -127,11 +135,14 @@ impl<Q: Queue, H: Handler> Consumer<Q, H> {
         let config = self.config;
         let concurrency = config.concurrency.max(1);
         let slots = Arc::new(Semaphore::new(concurrency));
+        let batch = concurrency.min(SQS_MAX_BATCH);
         let (settle, settlements) = mpsc::unbounded_channel();
         let settler = tokio::spawn(run_settler(
             Arc::clone(&self.queue),
             settlements,
+            batch,
             config.delete_linger,
+            Arc::clone(&slots),
         ));
 
         let shared = Arc::new(Shared {
@@ -143,13 +154,14 @@ impl<Q: Queue, H: Handler> Consumer<Q, H> {
             visibility: config.visibility_timeout,
             backoff: config.backoff,
         });
-        let (work, mut arrivals) = mpsc::channel::<Received>(concurrency);
+        let (work, mut arrivals) = mpsc::channel::<Vec<Received>>(config.receivers.max(1));
         let mut receivers = JoinSet::new();
         for _ in 0..config.receivers.max(1) {
             let receiver = Receiver {
                 queue: Arc::clone(&self.queue),
                 breaker: self.breaker.clone(),
                 slots: Arc::clone(&slots),
+                batch: batch as u32,
                 stats: Arc::clone(&self.stats),
                 work: work.clone(),
                 shutdown: shutdown.clone(),
@@ -177,7 +189,7 @@ impl<Q: Queue, H: Handler> Consumer<Q, H> {
         loop {
             tokio::select! {
                 arrival = arrivals.recv() => match arrival {
-                    Some(received) => handlers.spawn(received),
+                    Some(batch) => batch.into_iter().for_each(|received| handlers.spawn(received)),
                     None => break,
                 },
                 Some(joined) = handlers.tasks.join_next_with_id() => handlers.joined(joined),
@@ -203,9 +215,12 @@ impl<Q: Queue, H: Handler> Consumer<Q, H> {
         }
         drop(handlers);
         drop(shared);
-        if let Err(error) = settler.await {
-            tracing::error!(queue = self.queue.name(), %error, "settler task failed");
-            summary.internal_panics += 1;
+        match settler.await {
+            Ok(panics) => summary.internal_panics += panics,
+            Err(error) => {
+                tracing::error!(queue = self.queue.name(), %error, "settler task failed");
+                summary.internal_panics += 1;
+            }
         }
         tracing::info!(queue = self.queue.name(), "drained");
         summary
@@ -314,8 +329,11 @@ struct Receiver<Q> {
     queue: Arc<Q>,
     breaker: Option<Arc<CircuitBreaker>>,
     slots: Arc<Semaphore>,
+    /// Slots taken before each receive, and messages asked for.
+    batch: u32,
     stats: Arc<QueueStats>,
-    work: mpsc::Sender<Received>,
+    /// Each receive's messages, to the supervisor in one send.
+    work: mpsc::Sender<Vec<Received>>,
     shutdown: CancellationToken,
     wait: Duration,
     visibility: Duration,
@@ -335,21 +353,14 @@ impl<Q: Queue> Receiver<Q> {
                 continue;
             };
 
-            let want = if probe.is_some() { 1 } else { SQS_MAX_BATCH };
-            let first = tokio::select! {
+            let want = if probe.is_some() { 1 } else { self.batch };
+            let mut slots = tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                slot = Arc::clone(&self.slots).acquire_owned() => match slot {
-                    Ok(slot) => slot,
+                slots = Arc::clone(&self.slots).acquire_many_owned(want) => match slots {
+                    Ok(slots) => slots,
                     Err(_closed) => return,
                 },
             };
-            let mut slots = vec![first];
-            while slots.len() < want {
-                match Arc::clone(&self.slots).try_acquire_owned() {
-                    Ok(slot) => slots.push(slot),
-                    Err(_) => break,
-                }
-            }
             // The breaker may have opened while this receiver waited for
             // room; look again before spending a receive.
             if probe.is_none()
@@ -363,7 +374,7 @@ impl<Q: Queue> Receiver<Q> {
 
             let answer = tokio::select! {
                 () = self.shutdown.cancelled() => return,
-                answer = self.queue.receive(slots.len(), self.wait, self.visibility) => answer,
+                answer = self.queue.receive(slots.num_permits(), self.wait, self.visibility) => answer,
             };
             let messages = match answer {
                 Ok(messages) => messages,
@@ -382,16 +393,20 @@ impl<Q: Queue> Receiver<Q> {
             failures = 0;
 
             self.stats.received(&messages, SystemTime::now());
+            // Slots beyond the messages received are freed with `slots`.
             let mut probe = probe;
-            for (message, slot) in messages.into_iter().zip(slots.drain(..)) {
-                let received = Received {
-                    message,
-                    slot,
-                    probe: probe.take(),
-                };
-                if self.work.send(received).await.is_err() {
-                    return;
-                }
+            let batch: Vec<Received> = messages
+                .into_iter()
+                .map_while(|message| {
+                    Some(Received {
+                        message,
+                        slot: slots.split(1)?,
+                        probe: probe.take(),
+                    })
+                })
+                .collect();
+            if !batch.is_empty() && self.work.send(batch).await.is_err() {
+                return;
             }
         }
     }

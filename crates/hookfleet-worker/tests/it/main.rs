@@ -2,6 +2,7 @@
 //! own queue and DLQ, runs the runtime with a scripted handler, and checks
 //! what SQS holds afterwards.
 
+mod app;
 mod support;
 
 use std::sync::Arc;
