@@ -4,12 +4,15 @@
 //!
 //! | ledger / answer | ledger after | message |
 //! |---|---|---|
-//! | already done | unchanged | `Done`: deleted, nothing called |
-//! | held by another claim | unchanged | `Retry` once that claim's lease ends |
+//! | already done | unchanged | `Skipped`: deleted, nothing called |
+//! | held by another claim | unchanged | `Wait` until that claim's lease ends |
 //! | claimed, 2xx (or URL unset: logged) | done | `Done` |
 //! | claimed, 429 / 5xx / no answer | released | `Retry` (after `Retry-After` if given) |
 //! | claimed, other status | released | `GiveUp`: dead letter with `HTTP <status>: …` |
-//! | database unavailable | unchanged | `Retry` |
+//! | database unavailable | unchanged | `Wait` |
+//!
+//! `Skipped` and `Wait` leave the destination's breaker alone: they say
+//! nothing about whether the CRM or the welcome endpoint is healthy.
 //!
 //! A refused effect is released rather than marked done, so that a
 //! redrive from the dead-letter queue (after the cause is fixed) can make
@@ -72,20 +75,20 @@ impl Effects {
                     effect = effect.key,
                     "effect already done; not calling again"
                 );
-                return Outcome::Done;
+                return Outcome::Skipped;
             }
             Ok(Claim::HeldByOther { until }) => {
                 metrics.effect(EffectOutcome::Held);
                 let left: Duration = (until - OffsetDateTime::now_utc())
                     .try_into()
                     .unwrap_or_default();
-                return Outcome::Retry {
+                return Outcome::Wait {
                     after: Some(left.max(MIN_HELD_RETRY)),
                     reason: format!("effect {} is held by another claim", effect.key),
                 };
             }
             Err(error) if error.is_retryable() => {
-                return Outcome::retry(format!("effect ledger: {error}"));
+                return Outcome::wait(format!("effect ledger: {error}"));
             }
             Err(error) => return Outcome::give_up(format!("effect ledger: {error}")),
         };

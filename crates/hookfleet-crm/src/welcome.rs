@@ -181,9 +181,9 @@ impl Handler for WelcomeHandler {
                             delay_secs = wait.as_secs(),
                             "welcome workflow scheduled"
                         );
-                        Outcome::Done
+                        Outcome::Skipped
                     }
-                    Err(reason) => Outcome::retry(reason),
+                    Err(reason) => Outcome::wait(reason),
                 };
             }
         }

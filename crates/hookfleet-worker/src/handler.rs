@@ -52,6 +52,20 @@ pub enum Outcome {
         /// Why, one line; becomes the `error` attribute.
         reason: String,
     },
+    /// Nothing for the destination to do (the effect was made before, or is
+    /// scheduled for later): the message is deleted, and the breaker is
+    /// told nothing — this says nothing about the destination's health.
+    Skipped,
+    /// Come back later for a reason that is not the destination's (another
+    /// worker holds the effect's claim, a local dependency is down): the
+    /// message comes back after `after` or the runtime's backoff, and the
+    /// breaker is told nothing.
+    Wait {
+        /// How long to wait before the next attempt, if the handler knows.
+        after: Option<Duration>,
+        /// Why, for the log.
+        reason: String,
+    },
     /// The handler did not try because the destination's breaker is open:
     /// the message comes back after `remaining`, and this is not counted
     /// as a failure.
@@ -65,6 +79,14 @@ impl Outcome {
     /// A retry with the runtime's backoff.
     pub fn retry(reason: impl Into<String>) -> Self {
         Self::Retry {
+            after: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A wait (not the destination's fault) with the runtime's backoff.
+    pub fn wait(reason: impl Into<String>) -> Self {
+        Self::Wait {
             after: None,
             reason: reason.into(),
         }

@@ -27,6 +27,8 @@
 //! |---|---|---|
 //! | body is not a valid envelope | dead letter at once, before the handler | poison: every attempt fails the same way |
 //! | handler `Retry` (5xx, 429, timeout, database down) | visible again after exponential backoff with jitter, or the handler's `Retry-After` | transient |
+//! | handler `Wait` (another worker holds the claim, a local dependency is down) | as `Retry`, but the breaker is not told | not the destination's fault |
+//! | handler `Skipped` (done before, or scheduled for later) | deleted; the breaker is not told | the destination was not called |
 //! | handler `GiveUp` (the destination refused the content, e.g. 4xx) | dead letter with the reason | permanent |
 //! | breaker open | visible again after the rest of the cooldown; not a failure | the destination is down, not the message |
 //! | handler panics | retry with backoff | may be transient; never lost |

@@ -115,16 +115,17 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
                 report(permit, true);
                 (Processed::Done, Action::Delete)
             }
+            Outcome::Skipped => {
+                drop(permit);
+                (Processed::Done, Action::Delete)
+            }
             Outcome::Retry { after, reason } => {
                 report(permit, false);
-                let delay = after.unwrap_or_else(|| self.backoff.delay(message.receive_count));
-                tracing::info!(
-                    event_id = %delivery.event_id,
-                    reason = %one_line(&reason),
-                    retry_in_secs = delay.as_secs_f64(),
-                    "retrying later"
-                );
-                (Processed::Retried, Action::Release { after: delay })
+                self.retry_later(&delivery, after, &reason)
+            }
+            Outcome::Wait { after, reason } => {
+                drop(permit);
+                self.retry_later(&delivery, after, &reason)
             }
             Outcome::GiveUp { reason } => {
                 // The destination answered (with a refusal): it is up.
@@ -137,6 +138,24 @@ impl<Q: Queue, H: Handler> Shared<Q, H> {
             }
         };
         (processed, handler_time, action)
+    }
+
+    /// Logs a retry and puts the message back after `after`, or after the
+    /// backoff for its receive count.
+    fn retry_later(
+        &self,
+        delivery: &Delivery<'_>,
+        after: Option<Duration>,
+        reason: &str,
+    ) -> (Processed, Action) {
+        let delay = after.unwrap_or_else(|| self.backoff.delay(delivery.message.receive_count));
+        tracing::info!(
+            event_id = %delivery.event_id,
+            reason = %one_line(reason),
+            retry_in_secs = delay.as_secs_f64(),
+            "retrying later"
+        );
+        (Processed::Retried, Action::Release { after: delay })
     }
 
     /// Puts a message back with a backoff after its handler panicked (its

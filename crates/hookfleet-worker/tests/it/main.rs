@@ -373,6 +373,55 @@ async fn an_open_breaker_holds_the_backlog_through_an_outage() {
     );
 }
 
+/// `Wait` and `Skipped` say nothing about the destination: a handler that
+/// only waits (a claim held elsewhere) never opens the breaker, and a
+/// `Skipped` message is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_and_skips_leave_the_breaker_alone() {
+    let Some(client) = support::localstack().await else {
+        return;
+    };
+    let test = TestQueue::create(&client, 1, 10).await;
+    let ids = test.send_events(4).await;
+    let handler = Recorder::new(|delivery| {
+        if delivery.message.receive_count < 4 {
+            Step::After(
+                DONE_QUICKLY,
+                Outcome::Wait {
+                    after: Some(Duration::from_millis(200)),
+                    reason: "held by another claim".to_owned(),
+                },
+            )
+        } else {
+            Step::After(DONE_QUICKLY, Outcome::Skipped)
+        }
+    });
+    let breaker = CircuitBreaker::new(
+        "test-destination",
+        BreakerConfig {
+            failure_threshold: 2,
+            cooldown: Duration::from_secs(30),
+        },
+    );
+
+    let shutdown = CancellationToken::new();
+    let consumer = Consumer::new(config(4, 1), Arc::new(test.queue.clone()), Arc::clone(&handler))
+        .with_breaker(Arc::clone(&breaker));
+    let stats = consumer.stats();
+    let run = tokio::spawn(consumer.run(shutdown.clone()));
+
+    eventually_async(Duration::from_secs(30), "the queue to be empty", || async {
+        test.depth().await == 0
+    })
+    .await;
+    shutdown.cancel();
+    run.await.unwrap();
+
+    assert_eq!(breaker.state(), BreakerState::Closed);
+    assert!(stats.count(Processed::Retried) >= 12, "each message waited 3 times");
+    assert_eq!(stats.count(Processed::Done), ids.len() as u64);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_loses_nothing_and_repeats_nothing() {
     let Some(client) = support::localstack().await else {
