@@ -201,7 +201,7 @@ impl Settings {
     pub fn summary(&self) -> String {
         let rules: Vec<&str> = self.rules.enabled().iter().map(|r| r.as_str()).collect();
         let database = match &self.database_url {
-            Some(_) => "postgres (DATABASE_URL)".to_owned(),
+            Some(_) => "DATABASE_URL".to_owned(),
             None => format!("sqlite in {}", self.data_dir.display()),
         };
         format!(
@@ -252,15 +252,8 @@ impl Config {
             .map(str::trim)
             .filter(|u| !u.is_empty());
         if let Some(url) = database_url {
-            let scheme_ok = ["postgres://", "postgresql://", "sqlite:"]
-                .iter()
-                .any(|s| url.starts_with(s));
-            if !scheme_ok {
-                return Err(invalid(
-                    "DATABASE_URL",
-                    "must start with postgres://, postgresql:// or sqlite:",
-                ));
-            }
+            hookfleet_store::check_database_url(url)
+                .map_err(|reason| invalid("DATABASE_URL", &reason))?;
         }
         range(
             "HOOKFLEET_DATABASE_MAX_CONNECTIONS",

@@ -199,7 +199,14 @@ impl CrmArgs {
         )?;
 
         let database_url = non_empty(self.database_url.as_deref())
-            .map(check_database_url)
+            .map(|url| {
+                hookfleet_store::check_database_url(url)
+                    .map(str::to_owned)
+                    .map_err(|reason| ConfigError {
+                        setting: "DATABASE_URL",
+                        reason,
+                    })
+            })
             .transpose()?;
         range(
             "HOOKFLEET_DATABASE_MAX_CONNECTIONS",
@@ -254,29 +261,6 @@ fn referrals_url(base: &Url) -> Url {
     let path = format!("{}/referrals", base.path().trim_end_matches('/'));
     url.set_path(&path);
     url
-}
-
-/// The URL if its scheme is one the store speaks and it does not ask for
-/// an in-memory SQLite database (the ledger would be forgotten at exit).
-fn check_database_url(url: &str) -> Result<String, ConfigError> {
-    let bad = |reason: &str| ConfigError {
-        setting: "DATABASE_URL",
-        reason: reason.to_owned(),
-    };
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(url.to_owned());
-    }
-    if url.starts_with("sqlite:") {
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            return Err(bad(
-                "an in-memory SQLite database would forget the effect ledger; name a file",
-            ));
-        }
-        return Ok(url.to_owned());
-    }
-    Err(bad(
-        "must start with postgres://, postgresql:// or sqlite:// (the URL is not shown: it may hold a password)",
-    ))
 }
 
 fn non_empty(value: Option<&str>) -> Option<&str> {

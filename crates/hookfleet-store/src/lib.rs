@@ -60,6 +60,27 @@ pub use ledger::{Claim, EffectClaim, EffectRecord, EffectState};
 pub use model::{Campaign, InsertReport, MinuteCount, NewEvent, StoredEvent, User};
 pub use window::{UNKNOWN_CAMPAIGN, minute_of};
 
+/// Checks a `DATABASE_URL` before anything connects, and returns it
+/// trimmed: `postgres://` or `postgresql://`, or `sqlite:` naming a file.
+/// An in-memory SQLite database is refused: it would forget everything at
+/// exit. The reason never quotes the URL (it may hold a password).
+pub fn check_database_url(url: &str) -> Result<&str, String> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(url);
+    }
+    if url.starts_with("sqlite:") {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return Err(
+                "an in-memory SQLite database would forget everything at exit; name a file"
+                    .to_owned(),
+            );
+        }
+        return Ok(url);
+    }
+    Err("must start with postgres://, postgresql:// or sqlite: (the URL is not shown: it may hold a password)".to_owned())
+}
+
 /// The SQLite file's name inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "hookfleet.sqlite3";
 
