@@ -55,7 +55,10 @@ pub fn init_logging(format: LogFormat, default_filter: &str) {
             .with_current_span(false)
             .init();
     } else {
-        builder.with_target(false).init();
+        builder
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
     }
 }
 
