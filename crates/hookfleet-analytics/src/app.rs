@@ -11,6 +11,11 @@
 //! (their batches are written) and returns, dropping the handler; the
 //! batcher then has no sender left, writes nothing more and ends; the
 //! watcher is stopped and the pool closed.
+//!
+//! Known limit: `/readyz` is the runtime's and checks the queue only; the
+//! admin endpoint has no hook for a worker's own checks yet. The database
+//! shows on `/status` instead, as the state of the `database` breaker,
+//! which opens after a few failed transactions or lookups in a row.
 
 use std::sync::Arc;
 use std::time::Duration;
