@@ -405,8 +405,12 @@ async fn waits_and_skips_leave_the_breaker_alone() {
     );
 
     let shutdown = CancellationToken::new();
-    let consumer = Consumer::new(config(4, 1), Arc::new(test.queue.clone()), Arc::clone(&handler))
-        .with_breaker(Arc::clone(&breaker));
+    let consumer = Consumer::new(
+        config(4, 1),
+        Arc::new(test.queue.clone()),
+        Arc::clone(&handler),
+    )
+    .with_breaker(Arc::clone(&breaker));
     let stats = consumer.stats();
     let run = tokio::spawn(consumer.run(shutdown.clone()));
 
@@ -418,7 +422,10 @@ async fn waits_and_skips_leave_the_breaker_alone() {
     run.await.unwrap();
 
     assert_eq!(breaker.state(), BreakerState::Closed);
-    assert!(stats.count(Processed::Retried) >= 12, "each message waited 3 times");
+    assert!(
+        stats.count(Processed::Retried) >= 12,
+        "each message waited 3 times"
+    );
     assert_eq!(stats.count(Processed::Done), ids.len() as u64);
 }
 
