@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use hookfleet_enrich::GeoIp;
+use hookfleet_store::{Database, DatabaseArgs, DatabaseSettings};
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::{Backoff, WorkerArgs, WorkerSettings};
 
@@ -27,24 +28,23 @@ pub const SLACK_DESTINATION: &str = "slack";
 /// Evaluates fraud and broken-link rules on the alerts queue and posts
 /// each alert to Slack.
 #[derive(Debug, Parser)]
-#[command(name = "hookfleet-alerts", version, after_help = EXAMPLE)]
+#[command(
+    name = "hookfleet-alerts",
+    version,
+    after_help = EXAMPLE,
+    mut_arg("database_url", |arg| arg.help(DATABASE_URL_HELP)),
+    mut_arg("database_max_connections", |arg| arg.default_value("10")),
+    // One attempt: alerts does not wait for the database at start.
+    mut_arg("database_wait_secs", |arg| arg.default_value("0")),
+)]
 pub struct Config {
     /// The worker runtime's settings.
     #[command(flatten)]
     pub worker: WorkerArgs,
 
-    /// PostgreSQL URL (postgres://…) of the shared state; unset means an
-    /// embedded SQLite file in the data directory (one replica only).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Directory of the embedded SQLite file when DATABASE_URL is unset.
-    #[arg(long, env = "HOOKFLEET_DATA_DIR", default_value = hookfleet_store::DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-
-    /// Database connections, at most.
-    #[arg(long, env = "HOOKFLEET_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
-    pub database_max_connections: u32,
+    /// The database (DATABASE_URL, HOOKFLEET_DATA_DIR, …).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// MaxMind GeoIP2/GeoLite2 City database for the country of clicks that
     /// carry none (from data.ip); unset means no geo lookup.
@@ -162,6 +162,10 @@ pub struct Config {
     pub horizon_hours: u32,
 }
 
+/// Alerts' help for `DATABASE_URL`: its SQLite file serves one replica.
+const DATABASE_URL_HELP: &str = "PostgreSQL URL (postgres://…) of the shared state; unset means an \
+     embedded SQLite file in the data directory (one replica only)";
+
 const EXAMPLE: &str = "Example:
   DATABASE_URL=postgres://hookfleet@db/hookfleet \\
   HOOKFLEET_SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T000/B000/XXXX \\
@@ -176,12 +180,8 @@ const MAX_WINDOW_MINS: u64 = 24 * 60;
 pub struct Settings {
     /// The runtime's settings.
     pub worker: WorkerSettings,
-    /// `DATABASE_URL`, if set.
-    pub database_url: Option<String>,
-    /// Where the SQLite file lives without it.
-    pub data_dir: PathBuf,
-    /// Pool size.
-    pub database_max_connections: u32,
+    /// The database and its pool.
+    pub database: DatabaseSettings,
     /// The GeoIP database, opened; `None` when off.
     pub geo: Option<GeoIp>,
     /// The Slack webhook; `None` when alerts are only stored.
@@ -200,9 +200,9 @@ impl Settings {
     /// The settings on one line, no secret in it.
     pub fn summary(&self) -> String {
         let rules: Vec<&str> = self.rules.enabled().iter().map(|r| r.as_str()).collect();
-        let database = match &self.database_url {
-            Some(_) => "DATABASE_URL".to_owned(),
-            None => format!("sqlite in {}", self.data_dir.display()),
+        let database = match &self.database.database {
+            Database::Url(_) => "DATABASE_URL".to_owned(),
+            Database::Embedded(dir) => format!("sqlite in {}", dir.display()),
         };
         format!(
             "{}; rules {}; database {database}; slack {}; geoip {}",
@@ -246,21 +246,10 @@ impl Config {
 
     /// [`Self::validate`] past the runtime's settings, without exiting.
     pub fn check(&self, worker: WorkerSettings) -> Result<Settings, Invalid> {
-        let database_url = self
-            .database_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty());
-        if let Some(url) = database_url {
-            hookfleet_store::check_database_url(url)
-                .map_err(|reason| invalid("DATABASE_URL", &reason))?;
-        }
-        range(
-            "HOOKFLEET_DATABASE_MAX_CONNECTIONS",
-            u64::from(self.database_max_connections),
-            1,
-            1000,
-        )?;
+        let database = self
+            .database
+            .check()
+            .map_err(|e| invalid(e.setting, e.reason))?;
 
         let geo = match self
             .geoip_db
@@ -328,9 +317,7 @@ impl Config {
         let slack_timeout = Duration::from_secs(self.slack_timeout_secs);
         Ok(Settings {
             worker,
-            database_url: database_url.map(str::to_owned),
-            data_dir: self.data_dir.clone(),
-            database_max_connections: self.database_max_connections,
+            database,
             geo,
             slack_url,
             slack_timeout,

@@ -88,7 +88,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hookfleet_bus::aws::{self, AwsTimeouts};
 use hookfleet_enrich::geo::DEFAULT_RELOAD_INTERVAL;
-use hookfleet_store::{Store, StoreError, StoreOptions};
+use hookfleet_store::Store;
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::{CircuitBreaker, Worker};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -116,22 +116,11 @@ pub async fn run(settings: Settings, prometheus: PrometheusHandle) -> anyhow::Re
         .await
         .unwrap_or_else(|e| exit_config_error(e.setting, e.reason));
 
-    let options = StoreOptions {
-        max_connections: settings.database_max_connections,
-        ..StoreOptions::default()
-    };
-    let store = match Store::connect_with(
-        settings.database_url.as_deref(),
-        &settings.data_dir,
-        &options,
-    )
-    .await
-    {
-        Ok(store) => store,
-        Err(StoreError::Config(reason)) => exit_config_error("DATABASE_URL", reason),
-        Err(error) => return Err(error).context("cannot open the database"),
-    };
-    tracing::info!(backend = store.kind().as_str(), "database ready");
+    let store = settings
+        .database
+        .connect_waiting()
+        .await
+        .context("cannot open the database")?;
 
     match &settings.geo {
         Some(geo) => tracing::info!(path = %geo.path().display(), "geoip lookups on"),

@@ -23,11 +23,10 @@ use std::time::Duration;
 use anyhow::Context;
 use hookfleet_enrich::geo::GEOIP_DB_VAR;
 use hookfleet_enrich::{Enricher, GeoIp, Lookups};
-use hookfleet_store::{BackendKind, Store, StoreError};
+use hookfleet_store::BackendKind;
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::{Worker, WorkerSettings};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::time::Instant;
 
 use crate::batcher::{BatchConfig, Batcher};
 use crate::config::Settings;
@@ -62,7 +61,12 @@ pub async fn run(
     );
     let geo = GeoIp::from_setting(settings.geoip_db.as_deref())
         .unwrap_or_else(|e| exit_config_error(GEOIP_DB_VAR, e));
-    let store = connect(&settings).await?;
+    let store = settings.database.connect_waiting().await.with_context(|| {
+        format!(
+            "cannot use the database ({})",
+            settings.database.database.describe()
+        )
+    })?;
     let metrics = Arc::new(AnalyticsMetrics::register());
 
     let batch = BatchConfig {
@@ -101,47 +105,4 @@ pub async fn run(
     }
     store.close().await;
     result.context("worker failed")
-}
-
-/// Connects to the database and applies the migrations, retrying while it
-/// is unavailable for up to the configured wait.
-async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    let database = settings.database.describe();
-    let deadline = Instant::now() + settings.database_wait;
-    let mut attempts = 0_u32;
-    loop {
-        attempts += 1;
-        let error =
-            match Store::connect_with(settings.database.url(), &settings.data_dir, &settings.store)
-                .await
-            {
-                Ok(store) => {
-                    tracing::info!(%database, "database ready (migrations applied)");
-                    return Ok(store);
-                }
-                Err(StoreError::Config(reason)) => exit_store_config_error(&reason),
-                Err(error @ StoreError::Unavailable(_)) if Instant::now() < deadline => error,
-                Err(error) => {
-                    return Err(error)
-                        .with_context(|| format!("cannot use the database ({database})"));
-                }
-            };
-        if attempts == 1 || attempts.is_multiple_of(10) {
-            tracing::warn!(%database, %error, attempts, "database not reachable yet; retrying");
-        }
-        let pause = Duration::from_secs(u64::from(attempts.min(5)));
-        tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
-    }
-}
-
-/// Exits 2 for a store configuration error. The store names the setting
-/// at the start of its reason (`DATABASE_URL: …`,
-/// `HOOKFLEET_DATA_DIR: …`); otherwise it is about `DATABASE_URL`.
-fn exit_store_config_error(reason: &str) -> ! {
-    match reason.split_once(": ") {
-        Some((setting @ ("DATABASE_URL" | "HOOKFLEET_DATA_DIR"), rest)) => {
-            exit_config_error(setting, rest)
-        }
-        _ => exit_config_error("DATABASE_URL", reason),
-    }
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 use clap::Parser;
 use clap::builder::TypedValueParser;
 use hookfleet_enrich::CacheConfig;
-use hookfleet_store::StoreOptions;
+use hookfleet_store::{DatabaseArgs, DatabaseSettings};
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::WorkerArgs;
-use hookfleet_worker::config::ConfigError;
+use hookfleet_worker::config::{ConfigError, range};
 
 use crate::batcher::BatchConfig;
 
@@ -53,24 +53,9 @@ const EXAMPLE: &str = "Example:
 /// Analytics' own settings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyticsArgs {
-    /// Database: postgres://… (production) or sqlite://FILE; unset means
-    /// an embedded SQLite file in HOOKFLEET_DATA_DIR.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Directory of the embedded SQLite file, used when DATABASE_URL is
-    /// unset (created if missing).
-    #[arg(long, env = "HOOKFLEET_DATA_DIR", default_value = hookfleet_store::DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-
-    /// Database connections, at most.
-    #[arg(long, env = "HOOKFLEET_DATABASE_MAX_CONNECTIONS", default_value_t = 8)]
-    pub database_max_connections: u32,
-
-    /// How long to keep trying to reach the database at start, seconds;
-    /// then the worker exits 1.
-    #[arg(long, env = "HOOKFLEET_DATABASE_WAIT_SECS", default_value_t = 60)]
-    pub database_wait_secs: u64,
+    /// The database (DATABASE_URL, HOOKFLEET_DATA_DIR, …).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// MaxMind GeoIP2/GeoLite2 City database (.mmdb); unset means no geo
     /// enrichment. Replace the file by renaming a new one over it.
@@ -123,49 +108,11 @@ pub struct AnalyticsArgs {
     pub insert_concurrency: usize,
 }
 
-/// Which database, checked.
-#[derive(Debug, Clone)]
-pub enum Database {
-    /// `DATABASE_URL` names it (PostgreSQL or an SQLite file).
-    Url(String),
-    /// The embedded SQLite file in this data directory.
-    Embedded(PathBuf),
-}
-
-impl Database {
-    /// The URL to connect to, if any (`None`: the embedded file).
-    pub fn url(&self) -> Option<&str> {
-        match self {
-            Self::Url(url) => Some(url),
-            Self::Embedded(_) => None,
-        }
-    }
-
-    /// For logs and the summary: the backend, never the URL (it may hold a
-    /// password).
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Url(url) if url.starts_with("sqlite:") => "sqlite (DATABASE_URL)".to_owned(),
-            Self::Url(_) => "postgres (DATABASE_URL)".to_owned(),
-            Self::Embedded(dir) => format!(
-                "embedded sqlite {}",
-                dir.join(hookfleet_store::SQLITE_FILE_NAME).display()
-            ),
-        }
-    }
-}
-
 /// Analytics' settings, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The database.
-    pub database: Database,
-    /// The data directory (the embedded SQLite file's home).
-    pub data_dir: PathBuf,
-    /// Pool settings.
-    pub store: StoreOptions,
-    /// How long to wait for the database at start.
-    pub database_wait: Duration,
+    /// The database, its pool and how long to wait for it at start.
+    pub database: DatabaseSettings,
     /// The GeoIP database file, if geo enrichment is on.
     pub geoip_db: Option<PathBuf>,
     /// How often the GeoIP file is checked.
@@ -190,7 +137,7 @@ impl Settings {
         format!(
             "database {}, {geo}, lookup cache {} entries for {} s ({} s when missing), \
              batches of up to {} events after {} ms, {} at once",
-            self.database.describe(),
+            self.database.database.describe(),
             self.cache.capacity,
             self.cache.ttl.as_secs(),
             self.cache.negative_ttl.as_secs(),
@@ -212,29 +159,10 @@ impl AnalyticsArgs {
     /// connection: a GeoIP file is opened by the caller
     /// ([`hookfleet_enrich::GeoIp::open`]).
     pub fn check(&self) -> Result<Settings, ConfigError> {
-        let database = match non_empty(self.database_url.as_deref()) {
-            Some(url) => Database::Url(
-                hookfleet_store::check_database_url(url)
-                    .map_err(|reason| ConfigError {
-                        setting: "DATABASE_URL",
-                        reason,
-                    })?
-                    .to_owned(),
-            ),
-            None => Database::Embedded(self.data_dir.clone()),
-        };
-        range(
-            "HOOKFLEET_DATABASE_MAX_CONNECTIONS",
-            u64::from(self.database_max_connections),
-            1,
-            1000,
-        )?;
-        range(
-            "HOOKFLEET_DATABASE_WAIT_SECS",
-            self.database_wait_secs,
-            0,
-            3600,
-        )?;
+        let database = self.database.check().map_err(|e| ConfigError {
+            setting: e.setting,
+            reason: e.reason,
+        })?;
         range(
             "HOOKFLEET_GEOIP_RELOAD_SECS",
             self.geoip_reload_secs,
@@ -271,7 +199,7 @@ impl AnalyticsArgs {
             "HOOKFLEET_INSERT_CONCURRENCY",
             self.insert_concurrency as u64,
             1,
-            u64::from(self.database_max_connections),
+            u64::from(self.database.database_max_connections),
         )?;
         let geoip_db = self
             .geoip_db
@@ -280,12 +208,6 @@ impl AnalyticsArgs {
 
         Ok(Settings {
             database,
-            data_dir: self.data_dir.clone(),
-            store: StoreOptions {
-                max_connections: self.database_max_connections,
-                ..StoreOptions::default()
-            },
-            database_wait: Duration::from_secs(self.database_wait_secs),
             geoip_db,
             geoip_reload: Duration::from_secs(self.geoip_reload_secs),
             cache: CacheConfig {
@@ -310,21 +232,6 @@ fn any_path() -> impl TypedValueParser<Value = PathBuf> {
     clap::builder::OsStringValueParser::new().map(PathBuf::from)
 }
 
-fn non_empty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn range(setting: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError {
-            setting,
-            reason: format!("{value} is outside {min}..={max}"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,13 +245,13 @@ mod tests {
     #[test]
     fn unset_database_url_means_the_embedded_file() {
         let settings = args(&["--data-dir", "/tmp/hf"]).check().unwrap();
-        assert!(settings.database.url().is_none());
+        assert!(settings.database.database.url().is_none());
         assert_eq!(
-            settings.database.describe(),
+            settings.database.database.describe(),
             "embedded sqlite /tmp/hf/hookfleet.sqlite3"
         );
         let blank = args(&["--database-url", "  "]).check().unwrap();
-        assert!(blank.database.url().is_none());
+        assert!(blank.database.database.url().is_none());
     }
 
     #[test]
@@ -352,7 +259,10 @@ mod tests {
         let ok = args(&["--database-url", "postgres://app:secret@db:5432/hf"])
             .check()
             .unwrap();
-        assert_eq!(ok.database.url(), Some("postgres://app:secret@db:5432/hf"));
+        assert_eq!(
+            ok.database.database.url(),
+            Some("postgres://app:secret@db:5432/hf")
+        );
         assert!(!ok.summary().contains("secret"), "{}", ok.summary());
 
         for bad in ["mysql://app:secret@db/hf", "sqlite::memory:", "db.sqlite"] {

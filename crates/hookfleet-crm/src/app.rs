@@ -17,11 +17,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hookfleet_bus::aws::{self, AwsTimeouts};
-use hookfleet_store::{Store, StoreError};
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::{Worker, WorkerSettings};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::destination::Destination;
@@ -82,7 +80,11 @@ pub async fn run(
             )
         })?;
 
-    let store = connect(&settings).await?;
+    let store = settings
+        .database
+        .connect_waiting()
+        .await
+        .context("cannot use the database")?;
     crate::metrics::describe();
     let client = http_client(settings.http_timeout)?;
     // A Retry-After is honoured up to the longest backoff of the runtime.
@@ -143,44 +145,4 @@ fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .user_agent(concat!("hookfleet-crm/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("cannot build the HTTP client")
-}
-
-/// Connects to the database and applies the migrations, retrying while it
-/// is unavailable for up to the configured wait.
-async fn connect(settings: &Settings) -> anyhow::Result<Store> {
-    let deadline = Instant::now() + settings.database_wait;
-    let mut attempts = 0_u32;
-    loop {
-        attempts += 1;
-        let connecting = Store::connect_with(
-            settings.database_url.as_deref(),
-            &settings.data_dir,
-            &settings.store,
-        );
-        let error = match connecting.await {
-            Ok(store) => {
-                tracing::info!(backend = store.kind().as_str(), "database ready");
-                return Ok(store);
-            }
-            Err(StoreError::Config(reason)) => exit_store_config_error(&reason),
-            Err(error @ StoreError::Unavailable(_)) if Instant::now() < deadline => error,
-            Err(error) => return Err(error).context("cannot use the database"),
-        };
-        if attempts == 1 || attempts.is_multiple_of(10) {
-            tracing::warn!(%error, attempts, "database not reachable yet; retrying");
-        }
-        let pause = Duration::from_secs(u64::from(attempts.min(5)));
-        tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
-    }
-}
-
-/// Exits 2 for a store configuration error, naming the setting the store
-/// put at the start of its reason (`DATABASE_URL` when it named none).
-fn exit_store_config_error(reason: &str) -> ! {
-    match reason.split_once(": ") {
-        Some((setting @ ("DATABASE_URL" | "HOOKFLEET_DATA_DIR"), rest)) => {
-            exit_config_error(setting, rest)
-        }
-        _ => exit_config_error("DATABASE_URL", reason),
-    }
 }

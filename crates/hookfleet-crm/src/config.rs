@@ -3,14 +3,13 @@
 //! (SPEC §3). [`CrmArgs::check`] reads no file and opens no connection, so
 //! `--check-config` runs anywhere.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use hookfleet_store::StoreOptions;
+use hookfleet_store::{DatabaseArgs, DatabaseSettings};
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::WorkerArgs;
-use hookfleet_worker::config::ConfigError;
+use hookfleet_worker::config::{ConfigError, non_empty, range};
 use reqwest::Url;
 
 use crate::delay::{MAX_WELCOME_DELAY, parse_delay};
@@ -18,7 +17,12 @@ use crate::delay::{MAX_WELCOME_DELAY, parse_delay};
 /// Sends referral updates to the CRM and triggers the welcome workflow,
 /// each once per event.
 #[derive(Debug, Parser)]
-#[command(name = "hookfleet-crm", version, after_help = EXAMPLE)]
+#[command(
+    name = "hookfleet-crm",
+    version,
+    after_help = EXAMPLE,
+    mut_arg("database_max_connections", |arg| arg.default_value("16")),
+)]
 pub struct Config {
     /// The settings every worker shares.
     #[command(flatten)]
@@ -66,24 +70,9 @@ pub struct CrmArgs {
     #[arg(long, env = "HOOKFLEET_EFFECT_LEASE_SECS", default_value_t = 60)]
     pub effect_lease_secs: u64,
 
-    /// Database: postgres://… (production) or sqlite://FILE; unset means
-    /// an embedded SQLite file in HOOKFLEET_DATA_DIR.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-
-    /// Directory of the embedded SQLite file, used when DATABASE_URL is
-    /// unset (created if missing).
-    #[arg(long, env = "HOOKFLEET_DATA_DIR", default_value = hookfleet_store::DEFAULT_DATA_DIR)]
-    pub data_dir: PathBuf,
-
-    /// Database connections, at most.
-    #[arg(long, env = "HOOKFLEET_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
-    pub database_max_connections: u32,
-
-    /// How long to keep trying to reach the database at start, seconds;
-    /// then the worker exits 1.
-    #[arg(long, env = "HOOKFLEET_DATABASE_WAIT_SECS", default_value_t = 60)]
-    pub database_wait_secs: u64,
+    /// The database (DATABASE_URL, HOOKFLEET_DATA_DIR, …).
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// The extra margin of the effect lease over the HTTP timeout: time for
@@ -103,30 +92,15 @@ pub struct Settings {
     pub http_timeout: Duration,
     /// A ledger claim's lease.
     pub effect_lease: Duration,
-    /// `DATABASE_URL`, or `None`: the embedded SQLite file.
-    pub database_url: Option<String>,
-    /// The embedded SQLite file's directory.
-    pub data_dir: PathBuf,
-    /// Pool settings.
-    pub store: StoreOptions,
-    /// How long to wait for the database at start.
-    pub database_wait: Duration,
+    /// The database, its pool and how long to wait for it at start.
+    pub database: DatabaseSettings,
 }
 
 impl Settings {
     /// One line for `--check-config` and the start-up log. URLs show only
     /// their scheme, host and path: a query or user part may hold a key.
     pub fn summary(&self) -> String {
-        let database = match &self.database_url {
-            Some(url) if url.starts_with("sqlite:") => "sqlite (DATABASE_URL)".to_owned(),
-            Some(_) => "postgres (DATABASE_URL)".to_owned(),
-            None => format!(
-                "embedded sqlite {}",
-                self.data_dir
-                    .join(hookfleet_store::SQLITE_FILE_NAME)
-                    .display()
-            ),
-        };
+        let database = self.database.database.describe();
         format!(
             "crm {}, welcome {} after {} s, http timeout {} s, effect lease {} s, database {database}",
             shown(self.referrals_url.as_ref()),
@@ -198,28 +172,10 @@ impl CrmArgs {
             3600,
         )?;
 
-        let database_url = non_empty(self.database_url.as_deref())
-            .map(|url| {
-                hookfleet_store::check_database_url(url)
-                    .map(str::to_owned)
-                    .map_err(|reason| ConfigError {
-                        setting: "DATABASE_URL",
-                        reason,
-                    })
-            })
-            .transpose()?;
-        range(
-            "HOOKFLEET_DATABASE_MAX_CONNECTIONS",
-            u64::from(self.database_max_connections),
-            1,
-            1000,
-        )?;
-        range(
-            "HOOKFLEET_DATABASE_WAIT_SECS",
-            self.database_wait_secs,
-            0,
-            3600,
-        )?;
+        let database = self.database.check().map_err(|e| ConfigError {
+            setting: e.setting,
+            reason: e.reason,
+        })?;
 
         Ok(Settings {
             referrals_url,
@@ -227,13 +183,7 @@ impl CrmArgs {
             welcome_delay,
             http_timeout,
             effect_lease: Duration::from_secs(self.effect_lease_secs),
-            database_url,
-            data_dir: self.data_dir.clone(),
-            store: StoreOptions {
-                max_connections: self.database_max_connections,
-                ..StoreOptions::default()
-            },
-            database_wait: Duration::from_secs(self.database_wait_secs),
+            database,
         })
     }
 }
@@ -261,21 +211,6 @@ fn referrals_url(base: &Url) -> Url {
     let path = format!("{}/referrals", base.path().trim_end_matches('/'));
     url.set_path(&path);
     url
-}
-
-fn non_empty(value: Option<&str>) -> Option<&str> {
-    value.map(str::trim).filter(|v| !v.is_empty())
-}
-
-fn range(setting: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError {
-            setting,
-            reason: format!("{value} is outside {min}..={max}"),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ pub mod ledger;
 mod migrations;
 mod model;
 mod postgres;
+pub mod settings;
 mod sqlite;
 pub mod testing;
 mod window;
@@ -58,6 +59,7 @@ pub use alerting::{AlertingTx, NewAlert, PendingAlert, StoredAlert, WindowCount}
 pub use error::StoreError;
 pub use ledger::{Claim, EffectClaim, EffectRecord, EffectState};
 pub use model::{Campaign, InsertReport, MinuteCount, NewEvent, StoredEvent, User};
+pub use settings::{Database, DatabaseArgs, DatabaseSettings, SettingError};
 pub use window::{UNKNOWN_CAMPAIGN, minute_of};
 
 /// Checks a `DATABASE_URL` before anything connects, and returns it

@@ -306,7 +306,13 @@ impl WorkerArgs {
     }
 }
 
-fn range(setting: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+/// A trimmed value, `None` when unset or blank.
+pub fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Checks that `value` is within `min..=max`, or names `setting`.
+pub fn range(setting: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
