@@ -124,11 +124,14 @@ pub struct Publisher {
     queue: mpsc::Sender<Pending>,
     topic: Arc<Topic>,
     deadline: Duration,
+    /// Registered once at start, so publishing never looks it up by name.
+    queue_depth: metrics::Gauge,
 }
 
 impl Publisher {
     /// Starts the batcher task. Await the returned handle after dropping
-    /// every `Publisher` clone to drain.
+    /// every `Publisher` clone to drain. Install the metrics recorder
+    /// first: the publisher registers its gauge here.
     pub fn start(
         sns: aws_sdk_sns::Client,
         config: PublisherConfig,
@@ -150,6 +153,7 @@ impl Publisher {
             queue,
             topic,
             deadline: config.deadline,
+            queue_depth: metrics::gauge!(crate::metrics::PUBLISH_QUEUE_DEPTH),
         };
         (publisher, task)
     }
@@ -165,7 +169,7 @@ impl Publisher {
             mpsc::error::TrySendError::Full(_) => PublishError::QueueFull,
             mpsc::error::TrySendError::Closed(_) => PublishError::Closed,
         })?;
-        metrics::gauge!(crate::metrics::PUBLISH_QUEUE_DEPTH).set(self.queue_depth() as f64);
+        self.queue_depth.set(self.queue_depth() as f64);
 
         match tokio::time::timeout(self.deadline, verdict).await {
             Ok(Ok(result)) => result,
