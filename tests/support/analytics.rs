@@ -3,7 +3,6 @@
 //! through `hookfleet-store`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use hookfleet_store::Store;
 use hookfleet_store::testing::TestSchema;
@@ -146,26 +145,7 @@ impl Analytics {
         let mut process = Running::start(&crate::bin("hookfleet-analytics"), &[], &env);
         let admin = format!("http://127.0.0.1:{port}");
 
-        let client = crate::reqwest_client();
-        let started = tokio::time::Instant::now();
-        loop {
-            if let Ok(answer) = client.get(format!("{admin}/healthz")).send().await
-                && answer.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                process.is_running(),
-                "analytics exited at start:\n{}",
-                process.log()
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "analytics did not become healthy:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::wait_healthy(&mut process, &format!("{admin}/healthz")).await;
         Self { process, admin }
     }
 

@@ -1,7 +1,5 @@
 //! Running `hookfleet-ingest` and sending it signed webhooks.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 use crate::process::{Running, free_port};
@@ -28,27 +26,7 @@ impl Ingest {
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let mut process = Running::start(&crate::bin("hookfleet-ingest"), &[], &env);
         let base = format!("http://127.0.0.1:{port}");
-        let client = crate::reqwest_client();
-        let healthz = format!("{base}/healthz");
-        let started = tokio::time::Instant::now();
-        loop {
-            if let Ok(answer) = client.get(&healthz).send().await
-                && answer.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                process.is_running(),
-                "ingest exited at start:\n{}",
-                process.log()
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "ingest did not become healthy:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::wait_healthy(&mut process, &format!("{base}/healthz")).await;
         Self { process, base }
     }
 

@@ -85,6 +85,33 @@ impl Running {
     }
 }
 
+/// Polls `url` until it answers 2xx, failing the test with the process's
+/// log if the process exits first or 30 s pass.
+pub async fn wait_healthy(process: &mut Running, url: &str) {
+    let client = crate::reqwest_client();
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Ok(answer) = client.get(url).send().await
+            && answer.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            process.is_running(),
+            "{} exited at start:\n{}",
+            process.name,
+            process.log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} did not become healthy:\n{}",
+            process.name,
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs a binary to completion and returns its exit code, stdout and
 /// stderr.
 pub async fn run(bin: &Path, args: &[&str], env: &[(String, String)]) -> Output {

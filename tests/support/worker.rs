@@ -29,26 +29,7 @@ impl WorkerProcess {
         let mut process = Running::start(&crate::bin(bin), &[], &env);
         let admin = format!("http://127.0.0.1:{port}");
 
-        let client = crate::reqwest_client();
-        let started = tokio::time::Instant::now();
-        loop {
-            if let Ok(answer) = client.get(format!("{admin}/healthz")).send().await
-                && answer.status().is_success()
-            {
-                break;
-            }
-            assert!(
-                process.is_running(),
-                "{bin} exited at start:\n{}",
-                process.log()
-            );
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{bin} did not become healthy:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        crate::process::wait_healthy(&mut process, &format!("{admin}/healthz")).await;
         Self { process, admin }
     }
 

@@ -37,7 +37,7 @@ use time::macros::datetime;
 
 use crate::drain::on_scratch_queue;
 use crate::drain::{self, CeilingRun, WorkerRun, drain_directly, drain_with_worker, median};
-use crate::scratch::sibling;
+use crate::scratch::built_binary;
 
 /// The event time of every `drain` body.
 const BODY_TIME: OffsetDateTime = datetime!(2026-12-03 10:15:30 UTC);
@@ -84,26 +84,16 @@ struct Round {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let noop_bin = args
-        .drain
-        .worker_bin
-        .clone()
-        .unwrap_or_else(|| sibling("examples/noop_worker"));
-    let alerts_bin = args
-        .alerts_bin
-        .clone()
-        .unwrap_or_else(|| sibling("hookfleet-alerts"));
-    for (bin, build) in [
-        (&noop_bin, "-p hookfleet-worker --examples"),
-        (&alerts_bin, "-p hookfleet-alerts"),
-    ] {
-        if !bin.exists() {
-            bail!(
-                "{} not found; build it with `cargo build --release {build}`",
-                bin.display()
-            );
-        }
-    }
+    let noop_bin = built_binary(
+        args.drain.worker_bin.as_ref(),
+        "examples/noop_worker",
+        "-p hookfleet-worker --examples",
+    )?;
+    let alerts_bin = built_binary(
+        args.alerts_bin.as_ref(),
+        "hookfleet-alerts",
+        "-p hookfleet-alerts",
+    )?;
     let geoip = args.geoip_db.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/GeoIP2-City-Test.mmdb")
     });

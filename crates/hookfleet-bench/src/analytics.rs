@@ -30,7 +30,7 @@ use hookfleet_store::{Campaign, Store};
 
 use crate::drain::on_scratch_queue;
 use crate::drain::{self, CeilingRun, WorkerRun, drain_directly, drain_with_worker, median};
-use crate::scratch::sibling;
+use crate::scratch::built_binary;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -95,26 +95,16 @@ struct Round {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let noop_bin = args
-        .drain
-        .worker_bin
-        .clone()
-        .unwrap_or_else(|| sibling("examples/noop_worker"));
-    let analytics_bin = args
-        .analytics_bin
-        .clone()
-        .unwrap_or_else(|| sibling("hookfleet-analytics"));
-    for (bin, build) in [
-        (&noop_bin, "-p hookfleet-worker --examples"),
-        (&analytics_bin, "-p hookfleet-analytics"),
-    ] {
-        if !bin.exists() {
-            bail!(
-                "{} not found; build it with `cargo build --release {build}`",
-                bin.display()
-            );
-        }
-    }
+    let noop_bin = built_binary(
+        args.drain.worker_bin.as_ref(),
+        "examples/noop_worker",
+        "-p hookfleet-worker --examples",
+    )?;
+    let analytics_bin = built_binary(
+        args.analytics_bin.as_ref(),
+        "hookfleet-analytics",
+        "-p hookfleet-analytics",
+    )?;
     let geoip = args.geoip_db.clone().unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/GeoIP2-City-Test.mmdb")
     });

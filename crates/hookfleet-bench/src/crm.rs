@@ -38,7 +38,7 @@ use hookfleet_store::EffectState;
 
 use crate::database::{Backend, RoundDatabase};
 use crate::drain::{self, ScratchQueue, WorkerRun, drain_with_worker, median, on_scratch_queue};
-use crate::scratch::sibling;
+use crate::scratch::built_binary;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -71,26 +71,12 @@ struct Round {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let noop_bin = args
-        .drain
-        .worker_bin
-        .clone()
-        .unwrap_or_else(|| sibling("examples/noop_worker"));
-    let crm_bin = args
-        .crm_bin
-        .clone()
-        .unwrap_or_else(|| sibling("hookfleet-crm"));
-    for (bin, build) in [
-        (&noop_bin, "-p hookfleet-worker --examples"),
-        (&crm_bin, "-p hookfleet-crm"),
-    ] {
-        if !bin.exists() {
-            bail!(
-                "{} not found; build it with `cargo build --release {build}`",
-                bin.display()
-            );
-        }
-    }
+    let noop_bin = built_binary(
+        args.drain.worker_bin.as_ref(),
+        "examples/noop_worker",
+        "-p hookfleet-worker --examples",
+    )?;
+    let crm_bin = built_binary(args.crm_bin.as_ref(), "hookfleet-crm", "-p hookfleet-crm")?;
 
     let sdk = aws::load_config(AwsTimeouts::long_poll()).await;
     let sqs = aws::sqs(&sdk);

@@ -38,7 +38,7 @@ use hookfleet_event::EventId;
 use tokio::task::JoinSet;
 
 use crate::proc_stats::{cpu_time, peak_rss_kib};
-use crate::scratch::sibling;
+use crate::scratch::built_binary;
 
 /// `SendMessageBatch` calls in flight while filling the queue.
 const FILL_CONCURRENCY: usize = 8;
@@ -92,16 +92,11 @@ pub(crate) struct WorkerRun {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let worker_bin = args
-        .worker_bin
-        .clone()
-        .unwrap_or_else(|| sibling("examples/noop_worker"));
-    if !worker_bin.exists() {
-        bail!(
-            "{} not found; build it with `cargo build --release -p hookfleet-worker --examples`",
-            worker_bin.display()
-        );
-    }
+    let worker_bin = built_binary(
+        args.worker_bin.as_ref(),
+        "examples/noop_worker",
+        "-p hookfleet-worker --examples",
+    )?;
     let sdk = aws::load_config(AwsTimeouts::long_poll()).await;
     let sqs = aws::sqs(&sdk);
     let (args, sqs) = (&args, &sqs);

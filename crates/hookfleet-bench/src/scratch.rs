@@ -72,6 +72,23 @@ impl Scratch {
     }
 }
 
+/// `given`, or the binary `name` built next to this one; an error saying
+/// how to build it (`cargo build --release <build>`) when it is missing.
+pub(crate) fn built_binary(
+    given: Option<&PathBuf>,
+    name: &str,
+    build: &str,
+) -> anyhow::Result<PathBuf> {
+    let path = given.cloned().unwrap_or_else(|| sibling(name));
+    if !path.exists() {
+        bail!(
+            "{} not found; build it with `cargo build --release {build}`",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// A binary built next to this one.
 pub(crate) fn sibling(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

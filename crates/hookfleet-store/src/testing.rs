@@ -147,6 +147,40 @@ pub fn unique_schema_name(prefix: &str) -> String {
     )
 }
 
+/// Runs each scenario (an `async fn(&Store)`) on SQLite and on PostgreSQL,
+/// for the crate's own unit tests.
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().expect("temp dir");
+                    let store = crate::Store::connect(None, dir.path()).await.expect("sqlite");
+                    super::$name(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::testing::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(db.store()).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use on_both_backends;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,36 +11,7 @@ use time::macros::datetime;
 
 use super::{Delivery, NewAlert, PruneReport, subject_lock_key};
 use crate::Store;
-
-/// Runs each scenario on SQLite and on PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let dir = tempfile::tempdir().expect("temp dir");
-                    let store = crate::Store::connect(None, dir.path()).await.expect("sqlite");
-                    super::$name(&store).await;
-                    store.close().await;
-                }
-            )*
-        }
-
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = crate::testing::postgres(stringify!($name)).await else {
-                        return;
-                    };
-                    super::$name(db.store()).await;
-                    db.drop().await;
-                }
-            )*
-        }
-    };
-}
+use crate::testing::on_both_backends;
 
 on_both_backends!(
     an_event_counts_once_in_its_minute,
