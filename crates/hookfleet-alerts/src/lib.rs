@@ -152,7 +152,7 @@ pub async fn run(settings: Settings, prometheus: PrometheusHandle) -> anyhow::Re
     );
     let breaker = CircuitBreaker::new(SLACK_DESTINATION, settings.worker.breaker);
     let worker = Worker::new(settings.worker, prometheus)
-        .sqs_client(aws::sqs(&sdk))
+        .aws_config(sdk.clone())
         .queue(QUEUE, Arc::new(handler), None);
     let shutdown = worker.shutdown_token();
 

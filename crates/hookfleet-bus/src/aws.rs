@@ -30,6 +30,15 @@ impl Default for AwsTimeouts {
 }
 
 impl AwsTimeouts {
+    /// The SDK's form of these timeouts.
+    pub fn to_config(self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .operation_attempt_timeout(self.attempt)
+            .operation_timeout(self.operation)
+            .build()
+    }
+
     /// For long polls (`WaitTimeSeconds` 20): the attempt must outlive the
     /// poll.
     pub fn long_poll() -> Self {
@@ -47,13 +56,7 @@ impl AwsTimeouts {
 pub async fn load_config(timeouts: AwsTimeouts) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(http_client())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(timeouts.connect)
-                .operation_attempt_timeout(timeouts.attempt)
-                .operation_timeout(timeouts.operation)
-                .build(),
-        )
+        .timeout_config(timeouts.to_config())
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
         .load()
         .await

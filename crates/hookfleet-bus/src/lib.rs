@@ -8,6 +8,7 @@
 //! - [`resolve`]: topic ARNs, queue URLs and queue ARNs from names.
 //! - [`publisher`]: the batching SNS publisher used by ingest.
 //! - [`metrics`]: the metric names this crate emits.
+//! - [`wire`]: our own client for the per-event SNS and SQS calls.
 
 pub mod apply;
 pub mod attributes;
@@ -16,3 +17,4 @@ pub mod metrics;
 pub mod publisher;
 pub mod resolve;
 pub mod topology;
+pub mod wire;

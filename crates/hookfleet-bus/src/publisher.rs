@@ -21,13 +21,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use aws_config::SdkConfig;
 use bytes::Bytes;
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::attributes;
+use crate::aws::AwsTimeouts;
+use crate::wire::sns::{PublishEntry, Sns};
+use crate::wire::{AwsWire, WireError};
 
 /// SNS accepts at most 10 entries per `PublishBatch`.
 pub const SNS_MAX_BATCH_ENTRIES: usize = 10;
@@ -129,16 +132,20 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// Starts the batcher task. Await the returned handle after dropping
-    /// every `Publisher` clone to drain. Install the metrics recorder
-    /// first: the publisher registers its gauge here.
+    /// Starts the batcher task, publishing with hookfleet's own SNS client
+    /// ([`crate::wire`]) configured from `sdk` (its timeouts bound each
+    /// call). Await the returned handle after dropping every `Publisher`
+    /// clone to drain. Install the metrics recorder first: the publisher
+    /// registers its gauge here.
     pub fn start(
-        sns: aws_sdk_sns::Client,
+        sdk: &SdkConfig,
         config: PublisherConfig,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), WireError> {
+        let publish = Sns::new(AwsWire::new(sdk, "sns", AwsTimeouts::default())?);
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let topic = Arc::new(Topic {
-            sns,
+            sns: crate::aws::sns(sdk),
+            publish,
             name: config.topic_name.clone(),
             arn: OnceCell::new_with(config.topic_arn.clone()),
         });
@@ -155,7 +162,7 @@ impl Publisher {
             deadline: config.deadline,
             queue_depth: metrics::gauge!(crate::metrics::PUBLISH_QUEUE_DEPTH),
         };
-        (publisher, task)
+        Ok((publisher, task))
     }
 
     /// Publishes one event and returns SNS's message id, or why not.
@@ -198,7 +205,10 @@ impl Publisher {
 }
 
 struct Topic {
+    /// The SDK, for the ARN lookup and the readiness check.
     sns: aws_sdk_sns::Client,
+    /// Our own client, for `PublishBatch`.
+    publish: Sns,
     name: String,
     arn: OnceCell<String>,
 }
@@ -310,29 +320,44 @@ async fn publish_batch(topic: &Topic, batch: Vec<Pending>) {
         Ok(arn) => arn,
         Err(error) => return answer_all(batch, &error),
     };
+    let attributes: Vec<[(&str, &str); 3]> = batch
+        .iter()
+        .map(|pending| {
+            let outgoing = &pending.outgoing;
+            [
+                (attributes::EVENT_TYPE, outgoing.event_type.as_str()),
+                (attributes::EVENT_ID, outgoing.event_id.as_str()),
+                (attributes::RECEIVED_AT, outgoing.received_at.as_str()),
+            ]
+        })
+        .collect();
     let entries = batch
         .iter()
-        .enumerate()
-        .map(|(index, pending)| entry(index, &pending.outgoing))
-        .collect::<Result<Vec<_>, _>>();
+        .zip(&attributes)
+        .map(|(pending, attributes)| {
+            let message =
+                std::str::from_utf8(&pending.outgoing.body).map_err(|_| PublishError::Refused {
+                    code: "InvalidBody".to_owned(),
+                    message: "body is not UTF-8".to_owned(),
+                })?;
+            Ok(PublishEntry {
+                message,
+                attributes: attributes.as_slice(),
+            })
+        })
+        .collect::<Result<Vec<_>, PublishError>>();
     let entries = match entries {
         Ok(entries) => entries,
         Err(error) => return answer_all(batch, &error),
     };
 
-    let result = topic
-        .sns
-        .publish_batch()
-        .topic_arn(arn)
-        .set_publish_batch_request_entries(Some(entries))
-        .send()
-        .await;
+    let result = topic.publish.publish_batch(arn, &entries).await;
     metrics::histogram!(crate::metrics::PUBLISH_CALL_DURATION).record(started.elapsed());
 
     let output = match result {
         Ok(output) => output,
         Err(error) => {
-            let error = PublishError::Unavailable(one_line(&error));
+            let error = PublishError::Unavailable(error.to_string());
             tracing::warn!(entries = size, error = %error, "publish batch failed");
             metrics::counter!(crate::metrics::PUBLISH_BATCHES, "result" => "failed").increment(1);
             return answer_all(batch, &error);
@@ -340,24 +365,16 @@ async fn publish_batch(topic: &Topic, batch: Vec<Pending>) {
     };
 
     let mut answers: Vec<Option<Result<String, PublishError>>> = vec![None; size];
-    for success in output.successful() {
-        if let Some(slot) = success
-            .id()
-            .and_then(|id| index_of(id, size))
-            .map(|i| &mut answers[i])
-        {
-            *slot = Some(Ok(success.message_id().unwrap_or_default().to_owned()));
-        }
+    for (index, message_id) in output.successful {
+        answers[index] = Some(Ok(message_id));
     }
-    for failure in output.failed() {
-        if let Some(slot) = index_of(failure.id(), size).map(|i| &mut answers[i]) {
-            let error = PublishError::Refused {
-                code: failure.code().to_owned(),
-                message: failure.message().unwrap_or_default().to_owned(),
-            };
-            tracing::warn!(error = %error, sender_fault = failure.sender_fault(), "publish entry refused");
-            *slot = Some(Err(error));
-        }
+    for failure in output.failed {
+        let error = PublishError::Refused {
+            code: failure.code,
+            message: failure.message,
+        };
+        tracing::warn!(error = %error, sender_fault = failure.sender_fault, "publish entry refused");
+        answers[failure.index] = Some(Err(error));
     }
     let partial = answers.iter().any(|a| !matches!(a, Some(Ok(_))));
     let label = if partial { "partial" } else { "ok" };
@@ -371,42 +388,6 @@ async fn publish_batch(topic: &Topic, batch: Vec<Pending>) {
         });
         let _ = pending.answer.send(answer);
     }
-}
-
-fn entry(index: usize, outgoing: &Outgoing) -> Result<PublishBatchRequestEntry, PublishError> {
-    let message = std::str::from_utf8(&outgoing.body).map_err(|_| PublishError::Refused {
-        code: "InvalidBody".to_owned(),
-        message: "body is not UTF-8".to_owned(),
-    })?;
-    PublishBatchRequestEntry::builder()
-        .id(index.to_string())
-        .message(message)
-        .message_attributes(
-            attributes::EVENT_TYPE,
-            string_attribute(&outgoing.event_type),
-        )
-        .message_attributes(attributes::EVENT_ID, string_attribute(&outgoing.event_id))
-        .message_attributes(
-            attributes::RECEIVED_AT,
-            string_attribute(&outgoing.received_at),
-        )
-        .build()
-        .map_err(|e| PublishError::Refused {
-            code: "InvalidEntry".to_owned(),
-            message: e.to_string(),
-        })
-}
-
-fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data_type is set")
-}
-
-fn index_of(id: &str, size: usize) -> Option<usize> {
-    id.parse::<usize>().ok().filter(|&i| i < size)
 }
 
 fn answer_all(batch: Vec<Pending>, error: &PublishError) {

@@ -22,7 +22,8 @@ pub async fn run(settings: Settings, prometheus: PrometheusHandle) -> anyhow::Re
     let sdk = aws::load_checked(ingest_timeouts(&settings))
         .await
         .unwrap_or_else(|e| hookfleet_telemetry::exit_config_error(e.setting, e.reason));
-    let (publisher, batcher) = Publisher::start(aws::sns(&sdk), settings.publisher.clone());
+    let (publisher, batcher) = Publisher::start(&sdk, settings.publisher.clone())
+        .unwrap_or_else(|e| hookfleet_telemetry::exit_config_error("AWS configuration", e));
 
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

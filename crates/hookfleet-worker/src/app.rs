@@ -58,8 +58,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_config::SdkConfig;
 use hookfleet_bus::aws::{self, AwsTimeouts};
 use hookfleet_bus::resolve::ResolveError;
+use hookfleet_bus::wire::sqs::Sqs;
+use hookfleet_bus::wire::{AwsWire, WireError};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -110,6 +113,10 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    /// The AWS configuration cannot make SQS calls (no region, a bad
+    /// endpoint, no TLS roots).
+    #[error("cannot make SQS calls: {0}")]
+    Aws(#[source] WireError),
     /// A queue or its `-dlq` could not be found or looked up.
     #[error(
         "cannot resolve queue {queue:?} and its dead-letter queue \
@@ -163,7 +170,7 @@ pub struct Worker {
     prometheus: PrometheusHandle,
     bindings: Vec<Binding>,
     shutdown: CancellationToken,
-    sqs: Option<aws_sdk_sqs::Client>,
+    aws: Option<SdkConfig>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -193,15 +200,16 @@ impl Worker {
             prometheus,
             bindings: Vec::new(),
             shutdown: CancellationToken::new(),
-            sqs: None,
+            aws: None,
         }
     }
 
-    /// Uses `client` for SQS instead of one built from the standard AWS
+    /// Uses `config` for SQS instead of one loaded from the standard AWS
     /// variables with long-poll timeouts (tests point it at LocalStack
-    /// without touching the process environment).
-    pub fn sqs_client(mut self, client: aws_sdk_sqs::Client) -> Self {
-        self.sqs = Some(client);
+    /// without touching the process environment). Its attempt timeout
+    /// must outlive a 20 s long poll.
+    pub fn aws_config(mut self, config: SdkConfig) -> Self {
+        self.aws = Some(config);
         self
     }
 
@@ -256,7 +264,7 @@ impl Worker {
             prometheus,
             bindings,
             shutdown,
-            sqs,
+            aws,
         } = self;
         let bindings = match_bindings(&settings, bindings)?;
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -268,13 +276,17 @@ impl Worker {
                 source,
             })?;
 
-        let sqs = match sqs {
-            Some(client) => client,
-            None => aws::sqs(&aws::load_config(AwsTimeouts::long_poll()).await),
+        let config = match aws {
+            Some(config) => config,
+            None => aws::load_config(AwsTimeouts::long_poll()).await,
         };
+        let client = aws::sqs(&config);
+        let wire =
+            AwsWire::new(&config, "sqs", AwsTimeouts::long_poll()).map_err(WorkerError::Aws)?;
+        let sqs = Sqs::new(wire);
         let mut resolved = Vec::with_capacity(bindings.len());
         for (setting, binding) in bindings {
-            let queue = SqsQueue::resolve(sqs.clone(), &setting.location)
+            let queue = SqsQueue::resolve(&client, sqs.clone(), &setting.location)
                 .await
                 .map_err(|source| WorkerError::Resolve {
                     queue: setting.location.clone(),

@@ -1,21 +1,18 @@
 //! The queue a worker drains, behind a small trait so the runtime can be
 //! tested without a full application and wrapped (to count calls, say).
 //!
-//! [`SqsQueue`] is the only production implementation. Its calls go
-//! through the SDK's standard retry mode (3 attempts, see
-//! [`hookfleet_bus::aws::load_config`]); what fails after that comes back
+//! [`SqsQueue`] is the only production implementation. Its calls are
+//! retried like the SDK's standard retry mode (3 attempts, see
+//! [`hookfleet_bus::wire`]); what fails after that comes back
 //! as a [`QueueError`] whose [`ErrorKind`] tells the caller whether trying
 //! again later makes sense.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
-};
+use hookfleet_bus::wire::sqs::{Receive, ReceivedMessage, Sqs};
+use hookfleet_bus::wire::{BatchFailure, WireError};
 
 /// SQS accepts at most 10 entries per batch call and returns at most 10
 /// messages per receive.
@@ -36,10 +33,10 @@ pub const SQS_MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// The system attributes a receive asks for: what [`Message`] keeps, and
 /// no more (asking for `All` roughly doubles the attributes to parse).
-const SYSTEM_ATTRIBUTES: [MessageSystemAttributeName; 3] = [
-    MessageSystemAttributeName::ApproximateReceiveCount,
-    MessageSystemAttributeName::SentTimestamp,
-    MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+const SYSTEM_ATTRIBUTES: [&str; 3] = [
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "ApproximateFirstReceiveTimestamp",
 ];
 
 /// One message as received.
@@ -97,7 +94,7 @@ pub enum ErrorKind {
     Permanent,
 }
 
-/// An SQS call that failed after the SDK's own retries.
+/// An SQS call that failed after its retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{operation} on {queue} failed: {message}")]
 pub struct QueueError {
@@ -107,7 +104,7 @@ pub struct QueueError {
     pub queue: String,
     /// Retryable, throttled or permanent.
     pub kind: ErrorKind,
-    /// The SDK's error with its causes, on one line.
+    /// What went wrong, on one line.
     pub message: String,
 }
 
@@ -173,9 +170,13 @@ pub trait Queue: Send + Sync + 'static {
 }
 
 /// A queue on SQS (or LocalStack) and its dead-letter queue, both by URL.
+///
+/// Its calls go through [`hookfleet_bus::wire`], hookfleet's own SQS
+/// client, not the AWS SDK: they are the per-message cost of every
+/// worker. Resolving names to URLs at start uses the SDK.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
-    client: aws_sdk_sqs::Client,
+    sqs: Sqs,
     name: String,
     url: String,
     dead_letter_url: String,
@@ -184,13 +185,13 @@ pub struct SqsQueue {
 impl SqsQueue {
     /// A queue whose URLs are already known.
     pub fn new(
-        client: aws_sdk_sqs::Client,
+        sqs: Sqs,
         name: impl Into<String>,
         url: impl Into<String>,
         dead_letter_url: impl Into<String>,
     ) -> Self {
         Self {
-            client,
+            sqs,
             name: name.into(),
             url: url.into(),
             dead_letter_url: dead_letter_url.into(),
@@ -198,17 +199,18 @@ impl SqsQueue {
     }
 
     /// Resolves a queue given by name or URL, and its dead-letter queue
-    /// `<name>-dlq`, to URLs. The name is the URL's last path segment
-    /// when a URL is given.
+    /// `<name>-dlq`, to URLs with the SDK's `client`; `sqs` then makes the
+    /// calls. The name is the URL's last path segment when a URL is given.
     pub async fn resolve(
-        client: aws_sdk_sqs::Client,
+        client: &aws_sdk_sqs::Client,
+        sqs: Sqs,
         name_or_url: &str,
     ) -> Result<Self, hookfleet_bus::resolve::ResolveError> {
-        let url = hookfleet_bus::resolve::queue_url(&client, name_or_url).await?;
+        let url = hookfleet_bus::resolve::queue_url(client, name_or_url).await?;
         let name = url.rsplit('/').next().unwrap_or(name_or_url).to_owned();
         let dead_letter_name = format!("{name}{}", hookfleet_bus::topology::DLQ_SUFFIX);
-        let dead_letter_url = hookfleet_bus::resolve::queue_url(&client, &dead_letter_name).await?;
-        Ok(Self::new(client, name, url, dead_letter_url))
+        let dead_letter_url = hookfleet_bus::resolve::queue_url(client, &dead_letter_name).await?;
+        Ok(Self::new(sqs, name, url, dead_letter_url))
     }
 
     /// The queue's URL.
@@ -221,27 +223,12 @@ impl SqsQueue {
         &self.dead_letter_url
     }
 
-    fn error<E, R>(&self, operation: &'static str, error: SdkError<E, R>) -> QueueError
-    where
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
-        let kind = classify(&error);
-        let text = aws_sdk_sqs::error::DisplayErrorContext(&error).to_string();
+    fn error(&self, operation: &'static str, error: WireError) -> QueueError {
         QueueError {
             operation,
             queue: self.name.clone(),
-            kind,
-            message: text.split_whitespace().collect::<Vec<_>>().join(" "),
-        }
-    }
-
-    fn invalid(&self, operation: &'static str, message: impl Into<String>) -> QueueError {
-        QueueError {
-            operation,
-            queue: self.name.clone(),
-            kind: ErrorKind::Permanent,
-            message: message.into(),
+            kind: classify(&error),
+            message: error.to_string(),
         }
     }
 }
@@ -257,48 +244,27 @@ impl Queue for SqsQueue {
         wait: Duration,
         visibility: Duration,
     ) -> Result<Vec<Message>, QueueError> {
-        let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(max.clamp(1, SQS_MAX_BATCH) as i32)
-            .wait_time_seconds(wait.min(SQS_MAX_WAIT).as_secs() as i32)
-            .visibility_timeout(whole_seconds(visibility))
-            .set_message_system_attribute_names(Some(SYSTEM_ATTRIBUTES.to_vec()))
-            .message_attribute_names("All")
-            .send()
+        let messages = self
+            .sqs
+            .receive(Receive {
+                queue_url: &self.url,
+                max_messages: max.clamp(1, SQS_MAX_BATCH) as u32,
+                wait_seconds: wait.min(SQS_MAX_WAIT).as_secs() as u32,
+                visibility_seconds: whole_seconds(visibility),
+                system_attributes: &SYSTEM_ATTRIBUTES,
+            })
             .await
             .map_err(|e| self.error("ReceiveMessage", e))?;
-
-        Ok(output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(message_from_sqs)
-            .collect())
+        Ok(messages.into_iter().map(Message::from).collect())
     }
 
     async fn delete_batch(&self, receipts: &[String]) -> Result<Vec<EntryFailure>, QueueError> {
-        let entries = receipts
-            .iter()
-            .enumerate()
-            .map(|(i, receipt)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .build()
-                    .map_err(|e| self.invalid("DeleteMessageBatch", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = self
-            .client
-            .delete_message_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(entries))
-            .send()
+        let failed = self
+            .sqs
+            .delete_batch(&self.url, receipts)
             .await
             .map_err(|e| self.error("DeleteMessageBatch", e))?;
-        Ok(entry_failures(output.failed(), receipts))
+        Ok(entry_failures(failed, |i| receipts[i].clone()))
     }
 
     async fn change_visibility(
@@ -306,43 +272,26 @@ impl Queue for SqsQueue {
         receipt: &str,
         visibility: Duration,
     ) -> Result<(), QueueError> {
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(whole_seconds(visibility))
-            .send()
+        self.sqs
+            .change_visibility(&self.url, receipt, whole_seconds(visibility))
             .await
-            .map_err(|e| self.error("ChangeMessageVisibility", e))?;
-        Ok(())
+            .map_err(|e| self.error("ChangeMessageVisibility", e))
     }
 
     async fn change_visibility_batch(
         &self,
         entries: &[(String, Duration)],
     ) -> Result<Vec<EntryFailure>, QueueError> {
-        let requests = entries
+        let requests: Vec<(&str, u32)> = entries
             .iter()
-            .enumerate()
-            .map(|(i, (receipt, visibility))| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .visibility_timeout(whole_seconds(*visibility))
-                    .build()
-                    .map_err(|e| self.invalid("ChangeMessageVisibilityBatch", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = self
-            .client
-            .change_message_visibility_batch()
-            .queue_url(&self.url)
-            .set_entries(Some(requests))
-            .send()
+            .map(|(receipt, visibility)| (receipt.as_str(), whole_seconds(*visibility)))
+            .collect();
+        let failed = self
+            .sqs
+            .change_visibility_batch(&self.url, &requests)
             .await
             .map_err(|e| self.error("ChangeMessageVisibilityBatch", e))?;
-        let receipts: Vec<String> = entries.iter().map(|(r, _)| r.clone()).collect();
-        Ok(entry_failures(output.failed(), &receipts))
+        Ok(entry_failures(failed, |i| entries[i].0.clone()))
     }
 
     async fn send_to_dead_letter(
@@ -350,106 +299,74 @@ impl Queue for SqsQueue {
         body: &str,
         attributes: &BTreeMap<String, String>,
     ) -> Result<(), QueueError> {
-        let mut values = HashMap::with_capacity(attributes.len());
-        for (name, value) in attributes {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| self.invalid("SendMessage", e.to_string()))?;
-            values.insert(name.clone(), value);
-        }
-        self.client
-            .send_message()
-            .queue_url(&self.dead_letter_url)
-            .message_body(body)
-            .set_message_attributes(Some(values))
-            .send()
+        self.sqs
+            .send(&self.dead_letter_url, body, attributes)
             .await
-            .map_err(|e| self.error("SendMessage", e))?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| self.error("SendMessage", e))
     }
 
     async fn check(&self) -> Result<(), QueueError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
+        self.sqs
+            .queue_attributes(&self.url, &["ApproximateNumberOfMessages"])
             .await
-            .map_err(|e| self.error("GetQueueAttributes", e))?;
-        Ok(())
+            .map(|_| ())
+            .map_err(|e| self.error("GetQueueAttributes", e))
     }
 }
 
 /// SQS takes whole seconds; a fraction rounds up so a message is never
 /// released early, and the result stays within SQS's 12 hours.
-pub(crate) fn whole_seconds(duration: Duration) -> i32 {
+pub(crate) fn whole_seconds(duration: Duration) -> u32 {
     let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
-    seconds.min(SQS_MAX_VISIBILITY.as_secs()) as i32
+    seconds.min(SQS_MAX_VISIBILITY.as_secs()) as u32
 }
 
-fn classify<E, R>(error: &SdkError<E, R>) -> ErrorKind
-where
-    E: ProvideErrorMetadata,
-{
+fn classify(error: &WireError) -> ErrorKind {
     match error {
-        SdkError::ServiceError(_) => {
-            let code = error.code().unwrap_or_default();
-            if code.contains("Throttl") || code.contains("OverLimit") || code == "RequestThrottled"
-            {
-                ErrorKind::Throttled
-            } else if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
+        WireError::Service { .. } if error.is_throttling() => ErrorKind::Throttled,
+        WireError::Service { code, status, .. } => {
+            if code.contains("NonExistentQueue") || code.contains("QueueDoesNotExist") {
                 ErrorKind::NotFound
-            } else if code.contains("ServiceUnavailable") || code.contains("InternalError") {
+            } else if *status >= 500
+                || code.contains("ServiceUnavailable")
+                || code.contains("InternalError")
+            {
                 ErrorKind::Transient
             } else {
                 ErrorKind::Permanent
             }
         }
-        _ => ErrorKind::Transient,
+        WireError::Transport(_) | WireError::Decode(_) => ErrorKind::Transient,
+        WireError::Config(_) => ErrorKind::Permanent,
     }
 }
 
-fn message_from_sqs(message: aws_sdk_sqs::types::Message) -> Option<Message> {
-    let system = message.attributes.unwrap_or_default();
-    let number = |name: MessageSystemAttributeName| -> Option<u64> {
-        system.get(&name).and_then(|v| v.parse().ok())
-    };
-    let timestamp =
-        |name| number(name).map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
-
-    let attributes = message
-        .message_attributes
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(name, value)| Some((name, value.string_value?)))
-        .collect();
-
-    Some(Message {
-        id: message.message_id?,
-        receipt: message.receipt_handle?,
-        body: message.body.unwrap_or_default(),
-        attributes,
-        receive_count: number(MessageSystemAttributeName::ApproximateReceiveCount)
-            .map_or(1, |n| n.min(u64::from(u32::MAX)) as u32),
-        sent_at: timestamp(MessageSystemAttributeName::SentTimestamp),
-        first_received_at: timestamp(MessageSystemAttributeName::ApproximateFirstReceiveTimestamp),
-    })
+impl From<ReceivedMessage> for Message {
+    fn from(message: ReceivedMessage) -> Self {
+        let timestamp =
+            |ms: Option<u64>| ms.map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        Self {
+            id: message.message_id,
+            receipt: message.receipt_handle,
+            body: message.body,
+            attributes: message.attributes,
+            receive_count: message.receive_count.unwrap_or(1),
+            sent_at: timestamp(message.sent_timestamp_ms),
+            first_received_at: timestamp(message.first_receive_timestamp_ms),
+        }
+    }
 }
 
 fn entry_failures(
-    failed: &[aws_sdk_sqs::types::BatchResultErrorEntry],
-    receipts: &[String],
+    failed: Vec<BatchFailure>,
+    receipt: impl Fn(usize) -> String,
 ) -> Vec<EntryFailure> {
     failed
-        .iter()
-        .filter_map(|entry| {
-            let index: usize = entry.id().parse().ok()?;
-            Some(EntryFailure {
-                receipt: receipts.get(index)?.clone(),
-                reason: format!("{}: {}", entry.code(), entry.message().unwrap_or_default()),
-            })
+        .into_iter()
+        .map(|failure| EntryFailure {
+            receipt: receipt(failure.index),
+            reason: format!("{}: {}", failure.code, failure.message),
         })
         .collect()
 }

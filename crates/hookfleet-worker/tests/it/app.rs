@@ -64,7 +64,7 @@ async fn a_wired_worker_drains_serves_status_and_stops_cleanly() {
     let handler = Recorder::new(|_| Step::After(Duration::from_millis(10), Outcome::Done));
 
     let worker = Worker::new(settings(test.queue.url(), &admin), prometheus())
-        .sqs_client(client.clone())
+        .aws_config(support::aws_config().await)
         .queue(QUEUE, Arc::clone(&handler), Some("test-destination"));
     let shutdown = worker.shutdown_token();
     let run = tokio::spawn(worker.run());
@@ -115,7 +115,7 @@ async fn a_wired_worker_drains_serves_status_and_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_refuses_to_start_on_a_busy_port_or_a_missing_queue() {
-    let Some(client) = support::localstack().await else {
+    let Some(_reachable) = support::localstack().await else {
         return;
     };
     let handler = Recorder::new(|_| Step::After(Duration::ZERO, Outcome::Done));
@@ -123,7 +123,7 @@ async fn a_worker_refuses_to_start_on_a_busy_port_or_a_missing_queue() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = busy.local_addr().unwrap().to_string();
     let error = Worker::new(settings("hf-w-unused", &address), prometheus())
-        .sqs_client(client.clone())
+        .aws_config(support::aws_config().await)
         .queue(QUEUE, Arc::clone(&handler), None)
         .run()
         .await
@@ -138,7 +138,7 @@ async fn a_worker_refuses_to_start_on_a_busy_port_or_a_missing_queue() {
 
     let admin = format!("127.0.0.1:{}", free_port());
     let error = Worker::new(settings("hf-w-does-not-exist", &admin), prometheus())
-        .sqs_client(client.clone())
+        .aws_config(support::aws_config().await)
         .queue(QUEUE, Arc::clone(&handler), None)
         .run()
         .await

@@ -25,16 +25,7 @@ fn endpoint() -> String {
 /// is unreachable outside CI. Under `CI=true` an unreachable LocalStack
 /// fails the test.
 pub(crate) async fn localstack() -> Option<aws_sdk_sqs::Client> {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(hookfleet_bus::aws::http_client())
-        .endpoint_url(endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_sqs::Client::new(&config);
+    let client = aws_sdk_sqs::Client::new(&aws_config().await);
     if let Err(error) = client.list_queues().max_results(1).send().await {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!(
@@ -49,6 +40,32 @@ pub(crate) async fn localstack() -> Option<aws_sdk_sqs::Client> {
         return None;
     }
     Some(client)
+}
+
+/// The AWS configuration for LocalStack, with long-poll timeouts.
+pub(crate) async fn aws_config() -> aws_config::SdkConfig {
+    let timeouts = hookfleet_bus::aws::AwsTimeouts::long_poll();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(hookfleet_bus::aws::http_client())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .timeout_config(timeouts.to_config())
+        .load()
+        .await
+}
+
+/// The project's own SQS client for LocalStack.
+pub(crate) async fn wire() -> hookfleet_bus::wire::sqs::Sqs {
+    let wire = hookfleet_bus::wire::AwsWire::new(
+        &aws_config().await,
+        "sqs",
+        hookfleet_bus::aws::AwsTimeouts::long_poll(),
+    )
+    .expect("wire client");
+    hookfleet_bus::wire::sqs::Sqs::new(wire)
 }
 
 /// A fresh `hf-w-<random>` queue and its `-dlq`, with a redrive policy.
@@ -88,7 +105,7 @@ impl TestQueue {
             .send()
             .await
             .expect("create queue");
-        let queue = SqsQueue::resolve(client.clone(), &name)
+        let queue = SqsQueue::resolve(client, wire().await, &name)
             .await
             .expect("resolve");
         Self {
