@@ -10,7 +10,8 @@
 //! # Exactly-once effects
 //!
 //! [`Store::insert_events`] is the whole write path of analytics (SPEC §8).
-//! Each call is one transaction that
+//! Each call is one transaction (on PostgreSQL a single statement, so one
+//! round trip) that
 //!
 //! 1. inserts the events with `ON CONFLICT (event_id) DO NOTHING`, and
 //!    learns from `RETURNING event_id` which ones were new;

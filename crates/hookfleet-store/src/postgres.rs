@@ -1,36 +1,55 @@
 //! The PostgreSQL backend.
 //!
-//! A batch is two statements in one transaction, whatever its size: the
-//! events go in as parallel arrays through `UNNEST` (one round trip, one
-//! prepared statement), and so do the count increments.
+//! A batch is one statement whatever its size (one round trip, one
+//! prepared statement): the events go in as parallel arrays through
+//! `UNNEST`, and the count increments are derived from the rows inserted.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Row};
 use time::OffsetDateTime;
 
-use crate::window::window_counts;
+use crate::window::WindowKey;
 use crate::{
     Campaign, MinuteCount, NewEvent, StoreError, StoreOptions, StoredEvent, User, UserKey,
     migrations,
 };
 
-const INSERT_EVENTS: &str = "
-    INSERT INTO events (event_id, event_type, occurred_at, received_at, campaign,
-                        country, region, city, channel, referrer_id, payload)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
-                         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                         $10::text[], $11::text[]::jsonb[])
-    ON CONFLICT (event_id) DO NOTHING
-    RETURNING event_id";
-
-const ADD_COUNTS: &str = "
-    INSERT INTO campaign_minute_counts (campaign, event_type, window_start, count)
-    SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::int8[])
-    ON CONFLICT (campaign, event_type, window_start)
-    DO UPDATE SET count = campaign_minute_counts.count + EXCLUDED.count";
+/// A whole batch in one statement, so one round trip: the events go in as
+/// parallel arrays through `UNNEST`, each with its count key (campaign or
+/// `unknown`, and minute, computed in Rust so both backends agree); only
+/// the rows actually inserted (`RETURNING`) are counted, grouped per key
+/// and upserted in key order, which keeps concurrent writers from
+/// deadlocking on count rows. A statement is its own transaction: both
+/// tables change, or neither.
+const STORE_BATCH: &str = "
+    WITH batch AS (
+        SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[],
+                             $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                             $10::text[], $11::text[]::jsonb[], $12::text[], $13::timestamptz[])
+            AS b(event_id, event_type, occurred_at, received_at, campaign, country, region,
+                 city, channel, referrer_id, payload, count_campaign, window_start)
+    ),
+    inserted AS (
+        INSERT INTO events (event_id, event_type, occurred_at, received_at, campaign,
+                            country, region, city, channel, referrer_id, payload)
+        SELECT event_id, event_type, occurred_at, received_at, campaign,
+               country, region, city, channel, referrer_id, payload
+        FROM batch
+        ON CONFLICT (event_id) DO NOTHING
+        RETURNING event_id
+    ),
+    counted AS (
+        INSERT INTO campaign_minute_counts (campaign, event_type, window_start, count)
+        SELECT b.count_campaign, b.event_type, b.window_start, count(*)
+        FROM batch b JOIN inserted i ON i.event_id = b.event_id
+        GROUP BY b.count_campaign, b.event_type, b.window_start
+        ORDER BY b.count_campaign, b.event_type, b.window_start
+        ON CONFLICT (campaign, event_type, window_start)
+        DO UPDATE SET count = campaign_minute_counts.count + EXCLUDED.count
+    )
+    SELECT count(*) FROM inserted";
 
 /// Connects a pool to `url` and applies the migrations.
 pub(crate) async fn connect(url: &str, options: &StoreOptions) -> Result<PgPool, StoreError> {
@@ -102,7 +121,7 @@ async fn open(connect: PgConnectOptions, options: &StoreOptions) -> Result<PgPoo
 }
 
 /// Inserts `events` (unique ids, sorted by id) and adds the inserted ones
-/// to their windows, in one transaction. Returns how many were inserted.
+/// to their windows, in one statement. Returns how many were inserted.
 pub(crate) async fn store_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<usize, StoreError> {
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -112,10 +131,11 @@ pub(crate) async fn store_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<u
         events.iter().map(|e| f(e).as_deref()).collect()
     };
     let payloads: Vec<&str> = events.iter().map(|e| e.payload.get()).collect();
+    let keys: Vec<WindowKey<'_>> = events.iter().map(|e| WindowKey::of(e)).collect();
+    let count_campaigns: Vec<&str> = keys.iter().map(|k| k.campaign).collect();
+    let windows: Vec<OffsetDateTime> = keys.iter().map(|k| k.window_start).collect();
 
-    let mut tx = pool.begin().await?;
-
-    let inserted: Vec<String> = sqlx::query_scalar(INSERT_EVENTS)
+    let inserted: i64 = sqlx::query_scalar(STORE_BATCH)
         .bind(&ids)
         .bind(&types)
         .bind(&occurred)
@@ -127,32 +147,11 @@ pub(crate) async fn store_batch(pool: &PgPool, events: &[&NewEvent]) -> Result<u
         .bind(column(|e| &e.channel))
         .bind(column(|e| &e.referrer_id))
         .bind(&payloads)
-        .fetch_all(&mut *tx)
+        .bind(&count_campaigns)
+        .bind(&windows)
+        .fetch_one(pool)
         .await?;
-
-    if !inserted.is_empty() {
-        let inserted_ids: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-        let counts = window_counts(
-            events
-                .iter()
-                .copied()
-                .filter(|e| inserted_ids.contains(e.event_id.as_str())),
-        );
-        let campaigns: Vec<&str> = counts.keys().map(|k| k.campaign).collect();
-        let event_types: Vec<&str> = counts.keys().map(|k| k.event_type).collect();
-        let windows: Vec<OffsetDateTime> = counts.keys().map(|k| k.window_start).collect();
-        let increments: Vec<i64> = counts.values().copied().collect();
-        sqlx::query(ADD_COUNTS)
-            .bind(&campaigns)
-            .bind(&event_types)
-            .bind(&windows)
-            .bind(&increments)
-            .execute(&mut *tx)
-            .await?;
-    }
-
-    tx.commit().await?;
-    Ok(inserted.len())
+    Ok(usize::try_from(inserted).unwrap_or(0))
 }
 
 pub(crate) async fn campaign(pool: &PgPool, id: &str) -> Result<Option<Campaign>, StoreError> {

@@ -24,6 +24,17 @@ pub(crate) struct WindowKey<'a> {
     pub(crate) window_start: OffsetDateTime,
 }
 
+impl<'a> WindowKey<'a> {
+    /// The window `event` counts in.
+    pub(crate) fn of(event: &'a NewEvent) -> Self {
+        Self {
+            campaign: event.campaign.as_deref().unwrap_or(UNKNOWN_CAMPAIGN),
+            event_type: &event.event_type,
+            window_start: minute_of(event.occurred_at),
+        }
+    }
+}
+
 /// `at` in UTC, truncated to the minute.
 pub fn minute_of(at: OffsetDateTime) -> OffsetDateTime {
     let utc = at.to_offset(UtcOffset::UTC);
@@ -38,12 +49,7 @@ pub(crate) fn window_counts<'a>(
 ) -> BTreeMap<WindowKey<'a>, i64> {
     let mut counts = BTreeMap::new();
     for event in events {
-        let key = WindowKey {
-            campaign: event.campaign.as_deref().unwrap_or(UNKNOWN_CAMPAIGN),
-            event_type: &event.event_type,
-            window_start: minute_of(event.occurred_at),
-        };
-        *counts.entry(key).or_insert(0) += 1;
+        *counts.entry(WindowKey::of(event)).or_insert(0) += 1;
     }
     counts
 }
