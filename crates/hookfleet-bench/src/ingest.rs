@@ -6,6 +6,9 @@
 //! 2. The real `hookfleet-ingest`, driven by a closed-loop generator of
 //!    signed, unique events at a set concurrency: throughput, p50/p99
 //!    answer latency, ingest CPU per event (from `/proc`) and peak RSS.
+//! 3. The HTTP floor: the same requests answered by a bare axum server
+//!    (`http_floor`) at about the same rate, so the CPU that serving HTTP
+//!    costs by itself is printed next to ingest's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,7 +139,68 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
         "PublishBatch calls: {count:.0}, {:.1} events per call on average",
         sum / count.max(1.0)
     );
+
+    let floor = http_floor(args, &client, percentile(0.50)).await?;
+    println!(
+        "HTTP floor (bare axum server, same requests, each answered after {:.0} ms): \
+         {:.0} requests/s, {:.1} µs CPU per request ({:.1} user + {:.1} system)",
+        ms(percentile(0.50)),
+        floor.rate,
+        per_event(floor.user + floor.system),
+        per_event(floor.user),
+        per_event(floor.system)
+    );
     Ok(())
+}
+
+/// What serving the same requests costs with no webhook work.
+struct Floor {
+    rate: f64,
+    user: Duration,
+    system: Duration,
+}
+
+/// Starts `hookfleet-bench http-floor` answering after `delay` (ingest's
+/// median latency, so the generator runs at about ingest's rate) and
+/// drives it with as many signed bodies as the ingest phase.
+async fn http_floor(
+    args: &Args,
+    client: &reqwest::Client,
+    delay: Duration,
+) -> anyhow::Result<Floor> {
+    let port = free_port();
+    let mut server = std::process::Command::new(std::env::current_exe()?)
+        .args(["http-floor", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--answer-after-ms", &delay.as_millis().max(1).to_string()])
+        .spawn()
+        .context("start the HTTP floor server")?;
+    let pid = server.id();
+    let result = async {
+        wait_healthy(client, port).await?;
+        let url = format!("http://127.0.0.1:{port}/webhooks/tolinku");
+        drive(
+            client,
+            &url,
+            &sign_all(bodies(100, args.body_bytes)),
+            args.concurrency,
+        )
+        .await?;
+        let signed = sign_all(bodies(args.events, args.body_bytes));
+        let (user_before, system_before) = cpu_split(pid);
+        let started = Instant::now();
+        drive(client, &url, &signed, args.concurrency).await?;
+        let elapsed = started.elapsed();
+        let (user_after, system_after) = cpu_split(pid);
+        Ok(Floor {
+            rate: args.events as f64 / elapsed.as_secs_f64(),
+            user: user_after - user_before,
+            system: system_after - system_before,
+        })
+    }
+    .await;
+    let _ = server.kill();
+    let _ = server.wait();
+    result
 }
 
 /// Unique bodies of about `size` bytes.
@@ -293,7 +357,7 @@ async fn wait_healthy(client: &reqwest::Client, port: u16) -> anyhow::Result<()>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    bail!("hookfleet-ingest did not become healthy")
+    bail!("the server on port {port} did not become healthy")
 }
 
 fn free_port() -> u16 {

@@ -12,6 +12,7 @@ mod analytics;
 mod crm;
 mod database;
 mod drain;
+mod http_floor;
 mod ingest;
 mod proc_stats;
 mod scratch;
@@ -43,6 +44,10 @@ enum Command {
     /// hookfleet-crm sending a pre-filled queue of referrals to a local
     /// CRM answering in 20 ms: events per second next to the no-op drain.
     Crm(crm::Args),
+    /// A bare HTTP server answering webhooks after a fixed delay (started
+    /// by `ingest` as its floor; not run by hand).
+    #[command(hide = true)]
+    HttpFloor(http_floor::Args),
 }
 
 #[tokio::main]
@@ -54,5 +59,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Analytics(args) => analytics::run(args).await,
         Command::Alerts(args) => alerts::run(args).await,
         Command::Crm(args) => crm::run(args).await,
+        Command::HttpFloor(args) => http_floor::run(args).await,
     }
 }

@@ -2,6 +2,7 @@
 //! an XML answer of which only the per-entry results are read.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use bytes::Bytes;
 
@@ -64,23 +65,27 @@ fn publish_batch_body(topic_arn: &str, entries: &[PublishEntry<'_>]) -> Vec<u8> 
     let mut body = Vec::with_capacity(size + 128);
     body.extend_from_slice(b"Action=PublishBatch&Version=2010-03-31&TopicArn=");
     encode_into(&mut body, topic_arn);
+    // Writing into a `Vec` cannot fail.
     for (i, entry) in entries.iter().enumerate() {
-        let member = format!("&PublishBatchRequestEntries.member.{}.", i + 1);
-        body.extend_from_slice(member.as_bytes());
-        body.extend_from_slice(b"Id=");
-        body.extend_from_slice(i.to_string().as_bytes());
-        body.extend_from_slice(member.as_bytes());
-        body.extend_from_slice(b"Message=");
+        let n = i + 1;
+        let _ = write!(
+            body,
+            "&PublishBatchRequestEntries.member.{n}.Id={i}\
+             &PublishBatchRequestEntries.member.{n}.Message="
+        );
         encode_into(&mut body, entry.message);
-        for (n, (name, value)) in entry.attributes.iter().enumerate() {
-            let prefix = format!("{member}MessageAttributes.entry.{}.", n + 1);
-            body.extend_from_slice(prefix.as_bytes());
-            body.extend_from_slice(b"Name=");
+        for (a, (name, value)) in entry.attributes.iter().enumerate() {
+            let a = a + 1;
+            let _ = write!(
+                body,
+                "&PublishBatchRequestEntries.member.{n}.MessageAttributes.entry.{a}.Name="
+            );
             encode_into(&mut body, name);
-            body.extend_from_slice(prefix.as_bytes());
-            body.extend_from_slice(b"Value.DataType=String");
-            body.extend_from_slice(prefix.as_bytes());
-            body.extend_from_slice(b"Value.StringValue=");
+            let _ = write!(
+                body,
+                "&PublishBatchRequestEntries.member.{n}.MessageAttributes.entry.{a}.Value.DataType=String\
+                 &PublishBatchRequestEntries.member.{n}.MessageAttributes.entry.{a}.Value.StringValue="
+            );
             encode_into(&mut body, value);
         }
     }
@@ -91,18 +96,35 @@ fn publish_batch_body(topic_arn: &str, entries: &[PublishEntry<'_>]) -> Vec<u8> 
 /// AWS's query protocol expects.
 fn encode_into(out: &mut Vec<u8>, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &byte in value.as_bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte);
-        } else {
+    let bytes = value.as_bytes();
+    out.reserve(bytes.len());
+    // Runs of unreserved bytes are copied whole; only the rest is escaped.
+    let mut run_start = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        if !UNRESERVED[usize::from(byte)] {
+            out.extend_from_slice(&bytes[run_start..i]);
             out.extend_from_slice(&[
                 b'%',
                 HEX[usize::from(byte >> 4)],
                 HEX[usize::from(byte & 15)],
             ]);
+            run_start = i + 1;
         }
     }
+    out.extend_from_slice(&bytes[run_start..]);
 }
+
+/// RFC 3986's unreserved characters, by byte value.
+const UNRESERVED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+        byte += 1;
+    }
+    table
+};
 
 /// Reads the `Successful` and `Failed` members of a `PublishBatch` answer.
 /// Entries whose id is not a position of the request are ignored; the
@@ -174,17 +196,40 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 
 /// The contents of each `<tag>…</tag>` in `xml`, in order. Elements of the
 /// same name must not nest (true of SNS's answers).
-fn elements<'a>(xml: &'a str, tag: &str) -> impl Iterator<Item = &'a str> + use<'a> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
+fn elements<'a>(xml: &'a str, tag: &str) -> impl Iterator<Item = &'a str> {
     let mut rest = xml;
     std::iter::from_fn(move || {
-        let start = rest.find(&open)? + open.len();
-        let end = start + rest[start..].find(&close)?;
-        let content = &rest[start..end];
-        rest = &rest[end + close.len()..];
+        let (_, start) = find_tag(rest, tag, false)?;
+        let (end, after) = find_tag(&rest[start..], tag, true)?;
+        let content = &rest[start..start + end];
+        rest = &rest[start + after..];
         Some(content)
     })
+}
+
+/// Where the first `<tag>` (or, if `closing`, `</tag>`) in `xml` starts,
+/// and where it ends (just past its `>`).
+fn find_tag(xml: &str, tag: &str, closing: bool) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(at) = xml[from..].find('<') {
+        let start = from + at;
+        from = start + 1;
+        let name = &xml[from..];
+        let name = if closing {
+            match name.strip_prefix('/') {
+                Some(name) => name,
+                None => continue,
+            }
+        } else {
+            name
+        };
+        if let Some(after) = name.strip_prefix(tag)
+            && after.starts_with('>')
+        {
+            return Some((start, xml.len() - after.len() + 1));
+        }
+    }
+    None
 }
 
 /// Replaces XML's five named entities and numeric character references.
@@ -261,6 +306,28 @@ mod tests {
         let mut out = Vec::new();
         encode_into(&mut out, "é ~");
         assert_eq!(out, b"%C3%A9%20~");
+    }
+
+    #[test]
+    fn every_byte_outside_the_unreserved_set_is_escaped() {
+        let all: String = (0u8..128).map(char::from).collect();
+        let mut out = b"x=".to_vec();
+        encode_into(&mut out, &all);
+        let mut expected = b"x=".to_vec();
+        for byte in all.bytes() {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                expected.push(byte);
+            } else {
+                expected.extend_from_slice(format!("%{byte:02X}").as_bytes());
+            }
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        let mut edges = Vec::new();
+        encode_into(&mut edges, "&ab&");
+        assert_eq!(edges, b"%26ab%26");
     }
 
     #[test]
