@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hookfleet_bus::aws::{self, AwsTimeouts};
+use hookfleet_bus::wire::AwsWire;
+use hookfleet_bus::wire::sqs::Sqs;
 use hookfleet_telemetry::exit_config_error;
 use hookfleet_worker::{Worker, WorkerSettings};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -65,6 +67,10 @@ pub async fn run(
         .await
         .unwrap_or_else(|e| exit_config_error(e.setting, e.reason));
     let sqs = aws::sqs(&sdk);
+    // Follow-ups are one call per install: the lean client, like the
+    // runtime's own per-message calls.
+    let follow_up_wire = AwsWire::new(&sdk, "sqs", AwsTimeouts::default())
+        .unwrap_or_else(|e| exit_config_error("AWS configuration", e));
     let welcome_location = worker
         .queues
         .iter()
@@ -111,7 +117,7 @@ pub async fn run(
     let welcome = WelcomeHandler::new(
         effects,
         welcome,
-        FollowUps::new(sqs, welcome_queue_url),
+        FollowUps::new(Sqs::new(follow_up_wire), welcome_queue_url),
         settings.welcome_delay,
     );
 

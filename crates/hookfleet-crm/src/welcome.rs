@@ -20,11 +20,11 @@
 //! A follow-up that is dead-lettered and later redriven keeps its
 //! attribute, so it calls at once instead of waiting again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_sqs::types::MessageAttributeValue;
 use hookfleet_bus::attributes;
+use hookfleet_bus::wire::sqs::Sqs;
 use hookfleet_worker::queue::SQS_MAX_MESSAGE_ATTRIBUTES;
 use hookfleet_worker::{Delivery, Handler, Message, Outcome};
 
@@ -51,14 +51,14 @@ pub fn effect_key(event_id: &str) -> String {
 /// Sends follow-ups to the welcome queue.
 #[derive(Debug)]
 pub struct FollowUps {
-    sqs: aws_sdk_sqs::Client,
+    sqs: Sqs,
     queue_url: String,
     metrics: FollowUpMetrics,
 }
 
 impl FollowUps {
     /// Follow-ups sent to the queue at `queue_url` (the welcome queue).
-    pub fn new(sqs: aws_sdk_sqs::Client, queue_url: String) -> Self {
+    pub fn new(sqs: Sqs, queue_url: String) -> Self {
         Self {
             sqs,
             queue_url,
@@ -69,32 +69,15 @@ impl FollowUps {
     /// Sends the follow-up of `message`, visible after `delay` (at most
     /// 15 minutes).
     async fn send(&self, message: &Message, delay: Duration) -> Result<(), String> {
-        let mut values = HashMap::new();
-        for (name, value) in follow_up_attributes(&message.attributes) {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(value)
-                .build()
-                .map_err(|e| format!("follow-up attribute {name}: {e}"))?;
-            values.insert(name, value);
-        }
+        let attributes = follow_up_attributes(&message.attributes);
+        let delay_seconds = u32::try_from(delay.as_secs().min(900)).unwrap_or(900);
         let sent = self
             .sqs
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(&message.body)
-            .delay_seconds(delay.as_secs().min(900) as i32)
-            .set_message_attributes(Some(values))
-            .send()
+            .send_delayed(&self.queue_url, &message.body, &attributes, delay_seconds)
             .await;
         self.metrics.sent(sent.is_ok());
-        sent.map(|_| ()).map_err(|e| {
-            let text = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
-            format!(
-                "cannot send the welcome follow-up: {}",
-                text.split_whitespace().collect::<Vec<_>>().join(" ")
-            )
-        })
+        sent.map(|_| ())
+            .map_err(|e| format!("cannot send the welcome follow-up: {e}"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! hookfleet's own client for the AWS calls on the hot path: SNS
 //! `PublishBatch` ([`sns`]) and the SQS calls a worker makes per message
-//! ([`sqs`]).
+//! ([`sqs`]), CRM's delayed welcome follow-ups among them.
 //!
 //! The AWS SDK costs about 300 µs of CPU per call on this project's
 //! machines (its orchestration, interceptors and parsers), which is more

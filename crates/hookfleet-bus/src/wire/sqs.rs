@@ -202,6 +202,19 @@ impl Sqs {
         body: &str,
         attributes: &BTreeMap<String, String>,
     ) -> Result<String, WireError> {
+        self.send_delayed(queue_url, body, attributes, 0).await
+    }
+
+    /// `SendMessage` with string attributes and a message timer of
+    /// `delay_seconds` (SQS allows up to 900; 0 is the queue's default
+    /// delay); returns the message id.
+    pub async fn send_delayed(
+        &self,
+        queue_url: &str,
+        body: &str,
+        attributes: &BTreeMap<String, String>,
+        delay_seconds: u32,
+    ) -> Result<String, WireError> {
         #[derive(Serialize)]
         #[serde(rename_all = "PascalCase")]
         struct Value<'a> {
@@ -215,6 +228,8 @@ impl Sqs {
             message_body: &'a str,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             message_attributes: BTreeMap<&'a str, Value<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            delay_seconds: Option<u32>,
         }
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
@@ -241,6 +256,7 @@ impl Sqs {
                     queue_url,
                     message_body: body,
                     message_attributes,
+                    delay_seconds: (delay_seconds > 0).then_some(delay_seconds),
                 },
             )
             .await?;

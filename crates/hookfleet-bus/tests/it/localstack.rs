@@ -232,6 +232,41 @@ async fn a_sent_message_keeps_its_attributes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_message_stays_hidden_until_its_timer_ends() {
+    let Some((_, sqs_sdk, _, sqs)) = localstack().await else {
+        return;
+    };
+    let queue_url = create_queue(&sqs_sdk, "delayed").await;
+    let attributes = BTreeMap::from([("follow_up".to_owned(), "welcome".to_owned())]);
+    let sent_at = std::time::Instant::now();
+    sqs.send_delayed(&queue_url, "later", &attributes, 2)
+        .await
+        .expect("send");
+
+    let early = sqs
+        .receive(Receive {
+            queue_url: &queue_url,
+            max_messages: 10,
+            wait_seconds: 0,
+            visibility_seconds: 60,
+            system_attributes: &[],
+        })
+        .await
+        .expect("receive");
+    assert!(early.is_empty(), "visible before its timer: {early:?}");
+
+    let received = receive_all(&sqs, &queue_url, 1).await;
+    assert!(
+        sent_at.elapsed() >= Duration::from_secs(2),
+        "arrived after {:?}, before its 2 s timer",
+        sent_at.elapsed()
+    );
+    assert_eq!(received[0].body, "later");
+    assert_eq!(received[0].attributes, attributes);
+    let _ = sqs_sdk.delete_queue().queue_url(&queue_url).send().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_topic_or_queue_is_a_named_permanent_error() {
     let Some((_, _, sns, sqs)) = localstack().await else {
         return;
