@@ -6,9 +6,9 @@
 //! machines (its orchestration, interceptors and parsers), which is more
 //! than everything else ingest and the workers do per batch together.
 //! These calls are few and fixed, so they are made here directly: a hyper
-//! client (rustls on ring), SigV4 signing with a cached daily key
-//! ([`sigv4`]), a request body built in one buffer and a response parsed
-//! into exactly the fields used.
+//! client (rustls on ring), SigV4 signing with a cached daily key (the
+//! `sigv4` module), a request body built in one buffer and a response
+//! parsed into exactly the fields used.
 //!
 //! Everything else (start-up lookups, `infra apply`, the CLI) stays on the
 //! SDK. Configuration comes from the same [`SdkConfig`]: region,
@@ -17,6 +17,11 @@
 //! attempts. Like the SDK's standard retry mode, a call is retried with a
 //! jittered exponential backoff after a transport error, a 5xx answer or
 //! throttling, within its operation timeout.
+//!
+//! Known limit: a `PublishBatch` or `SendMessage` retried after a
+//! transport error (the request may have arrived, its answer did not) can
+//! deliver the same message twice; every consumer deduplicates by
+//! `event_id`, so this costs a redelivery, not a second effect.
 //!
 //! Known limit: only the global endpoint form is built
 //! (`https://<service>.<region>.amazonaws.com`, or the configured endpoint
