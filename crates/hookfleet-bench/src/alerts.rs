@@ -36,7 +36,9 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::drain::on_scratch_queue;
-use crate::drain::{self, CeilingRun, WorkerRun, drain_directly, drain_with_worker, median};
+use crate::drain::{
+    self, CeilingClient, CeilingRun, WorkerRun, drain_directly, drain_with_worker, median,
+};
 use crate::scratch::built_binary;
 
 /// The event time of every `drain` body.
@@ -126,10 +128,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     let mut rounds = Vec::new();
+    let sdk_loops = CeilingClient::Sdk(sqs.clone());
     for number in 1..=drain.rounds.max(1) {
         let ceiling = on_scratch_queue(&sqs, drain, |scratch| {
-            let sqs = &sqs;
-            async move { drain_directly(sqs, &scratch.url, drain.messages, drain.receivers).await }
+            let loops = &sdk_loops;
+            async move { drain_directly(loops, &scratch.url, drain.messages, drain.receivers).await }
         })
         .await?;
         let noop = on_scratch_queue(&sqs, drain, |scratch| {

@@ -1,14 +1,17 @@
 //! The worker runtime draining a pre-filled queue with a no-op handler.
 //!
-//! Each round fills two fresh scratch queues with the same number of valid
+//! Each round fills three fresh scratch queues with the same number of valid
 //! ~1 KB envelopes (`SendMessageBatch`, the three bus attributes) and
 //! drains them:
 //!
-//! 1. **LocalStack's ceiling**: plain loops of `ReceiveMessage` (10, the
-//!    same attributes as the worker asks for) then `DeleteMessageBatch`,
-//!    as many loops as the worker has receivers, until every message is
-//!    deleted. This process's own CPU per message over that drain is
-//!    printed too: what the SDK costs with no runtime around it.
+//! 1. **LocalStack's ceiling**, twice: plain loops of `ReceiveMessage`
+//!    (10, the same attributes as the worker asks for) then
+//!    `DeleteMessageBatch`, as many loops as the worker has receivers,
+//!    until every message is deleted — once through the AWS SDK, once
+//!    through the project's own client (the one the worker uses). This
+//!    process's own CPU per message over each drain is printed too: what
+//!    each client costs with no runtime around it. The worker is judged
+//!    against the own-client ceiling, the higher of the two.
 //! 2. **The worker**: `examples/noop_worker` (release) as its own process,
 //!    started on the full queue. Its `/status` is polled; the rate and the
 //!    CPU are taken between the first answer and the poll that sees every
@@ -34,6 +37,8 @@ use aws_sdk_sqs::types::{
     QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use hookfleet_bus::aws::{self, AwsTimeouts};
+use hookfleet_bus::wire::AwsWire;
+use hookfleet_bus::wire::sqs::{Receive, Sqs};
 use hookfleet_event::EventId;
 use tokio::task::JoinSet;
 
@@ -99,10 +104,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let sdk = aws::load_config(AwsTimeouts::long_poll()).await;
     let sqs = aws::sqs(&sdk);
-    let (args, sqs) = (&args, &sqs);
+    let sdk_loops = CeilingClient::Sdk(sqs.clone());
+    let own_loops = CeilingClient::Own(Sqs::new(AwsWire::new(
+        &sdk,
+        "sqs",
+        AwsTimeouts::long_poll(),
+    )?));
+    let (args, sqs, sdk_loops, own_loops) = (&args, &sqs, &sdk_loops, &own_loops);
     println!(
         "messages per drain: {}, body: {} bytes, worker: {} receivers and {} in flight, \
-         ceiling: {} receive-and-delete loops, rounds: {}",
+         ceilings: {} receive-and-delete loops (AWS SDK, and the project's own client), rounds: {}",
         args.messages,
         args.body_bytes,
         args.receivers,
@@ -111,11 +122,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.rounds
     );
 
-    let mut ceilings = Vec::new();
+    let mut sdk_ceilings = Vec::new();
+    let mut wire_ceilings = Vec::new();
     let mut workers = Vec::new();
     for round in 1..=args.rounds.max(1) {
-        let ceiling = on_scratch_queue(sqs, args, |scratch| async move {
-            drain_directly(sqs, &scratch.url, args.messages, args.receivers).await
+        let sdk_ceiling = on_scratch_queue(sqs, args, |scratch| async move {
+            drain_directly(sdk_loops, &scratch.url, args.messages, args.receivers).await
+        })
+        .await?;
+        let wire_ceiling = on_scratch_queue(sqs, args, |scratch| async move {
+            drain_directly(own_loops, &scratch.url, args.messages, args.receivers).await
         })
         .await?;
         let worker = on_scratch_queue(sqs, args, |scratch| {
@@ -132,13 +148,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
 
         println!(
-            "round {round}: ceiling {:.0} msg/s (plain loops' CPU {:.1} µs/msg); worker {:.0} msg/s \
-             ({:.0}% of the ceiling), CPU {:.1} µs/msg (stat ticks: {:.1}), received {} of {}, \
+            "round {round}: ceilings: SDK loops {:.0} msg/s ({:.1} µs/msg of CPU), own-client loops \
+             {:.0} msg/s ({:.1} µs/msg); worker {:.0} msg/s ({:.0}% of the own-client ceiling, \
+             {:.0}% of the SDK's), CPU {:.1} µs/msg (stat ticks: {:.1}), received {} of {}, \
              stopped in {} ms after SIGTERM (exit 0), peak RSS {:.1} MiB",
-            ceiling.rate,
-            ceiling.cpu_us_per_message,
+            sdk_ceiling.rate,
+            sdk_ceiling.cpu_us_per_message,
+            wire_ceiling.rate,
+            wire_ceiling.cpu_us_per_message,
             worker.rate,
-            100.0 * worker.rate / ceiling.rate,
+            100.0 * worker.rate / wire_ceiling.rate,
+            100.0 * worker.rate / sdk_ceiling.rate,
             worker.cpu_us_per_message,
             worker.cpu_us_per_message_ticks,
             worker.received,
@@ -146,30 +166,40 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             worker.stop.as_millis(),
             worker.peak_rss_kib as f64 / 1024.0
         );
-        ceilings.push(ceiling);
+        sdk_ceilings.push(sdk_ceiling);
+        wire_ceilings.push(wire_ceiling);
         workers.push(worker);
     }
 
-    let ceiling = median(ceilings.iter().map(|c| c.rate).collect());
-    let sdk_cpu = median(ceilings.iter().map(|c| c.cpu_us_per_message).collect());
-    let rate = median(workers.iter().map(|w| w.rate).collect());
-    let ratio = median(
-        workers
-            .iter()
-            .zip(&ceilings)
-            .map(|(w, c)| w.rate / c.rate)
-            .collect(),
-    );
-    let cpu = median(workers.iter().map(|w| w.cpu_us_per_message).collect());
+    let rates = |runs: &[CeilingRun]| median(runs.iter().map(|c| c.rate).collect());
+    let cpus = |runs: &[CeilingRun]| median(runs.iter().map(|c| c.cpu_us_per_message).collect());
+    let ratio_to = |ceilings: &[CeilingRun]| {
+        median(
+            workers
+                .iter()
+                .zip(ceilings)
+                .map(|(w, c)| w.rate / c.rate)
+                .collect(),
+        )
+    };
     println!(
-        "median: LocalStack receive+delete ceiling {ceiling:.0} msg/s \
-         (the plain loops' own CPU: {sdk_cpu:.1} µs/msg)"
+        "median: LocalStack receive+delete ceiling {:.0} msg/s with the project's own client \
+         ({:.1} µs/msg of CPU), {:.0} msg/s with the AWS SDK ({:.1} µs/msg)",
+        rates(&wire_ceilings),
+        cpus(&wire_ceilings),
+        rates(&sdk_ceilings),
+        cpus(&sdk_ceilings)
     );
     println!(
-        "median: worker {rate:.0} msg/s, {:.0}% of its own round's ceiling",
-        100.0 * ratio
+        "median: worker {:.0} msg/s, {:.0}% of its round's own-client ceiling ({:.0}% of the SDK's)",
+        median(workers.iter().map(|w| w.rate).collect()),
+        100.0 * ratio_to(&wire_ceilings),
+        100.0 * ratio_to(&sdk_ceilings)
     );
-    println!("median: worker CPU {cpu:.1} µs per message (user+system, all threads)");
+    println!(
+        "median: worker CPU {:.1} µs per message (user+system, all threads)",
+        median(workers.iter().map(|w| w.cpu_us_per_message).collect())
+    );
     Ok(())
 }
 
@@ -340,10 +370,20 @@ pub(crate) struct CeilingRun {
     pub(crate) cpu_us_per_message: f64,
 }
 
+/// Which client the ceiling loops use.
+#[derive(Clone)]
+pub(crate) enum CeilingClient {
+    /// The AWS SDK.
+    Sdk(aws_sdk_sqs::Client),
+    /// The project's own client, the one the worker uses.
+    Own(Sqs),
+}
+
 /// LocalStack's ceiling: `loops` concurrent receive-then-delete-batch
-/// loops until `count` messages are deleted.
+/// loops through `client` until `count` messages are deleted; the rate
+/// and this process's CPU per message.
 pub(crate) async fn drain_directly(
-    sqs: &aws_sdk_sqs::Client,
+    client: &CeilingClient,
     url: &str,
     count: usize,
     loops: usize,
@@ -354,9 +394,13 @@ pub(crate) async fn drain_directly(
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..loops.max(1) {
-        let (sqs, url, deleted, done) =
-            (sqs.clone(), url.to_owned(), deleted.clone(), done.clone());
-        tasks.spawn(async move { receive_and_delete(&sqs, &url, count, &deleted, &done).await });
+        let (client, url, deleted, done) = (
+            client.clone(),
+            url.to_owned(),
+            deleted.clone(),
+            done.clone(),
+        );
+        tasks.spawn(async move { receive_and_delete(&client, &url, count, &deleted, &done).await });
     }
     tokio::select! {
         () = done.notified() => {}
@@ -377,55 +421,94 @@ pub(crate) async fn drain_directly(
 /// One ceiling loop: receive 10, delete them in one batch, again; it
 /// returns only on an error (the caller stops it).
 async fn receive_and_delete(
-    sqs: &aws_sdk_sqs::Client,
+    client: &CeilingClient,
     url: &str,
     count: usize,
     deleted: &AtomicUsize,
     done: &tokio::sync::Notify,
 ) -> anyhow::Result<()> {
     loop {
-        let answer = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(20)
-            .visibility_timeout(VISIBILITY_SECS)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-            .message_system_attribute_names(
-                MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
-            )
-            .message_attribute_names("All")
-            .send()
-            .await
-            .context("ReceiveMessage")?;
-        let messages = answer.messages.unwrap_or_default();
-        if messages.is_empty() {
-            continue;
-        }
-        let entries = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .expect("entry")
-            })
-            .collect();
-        let output = sqs
-            .delete_message_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .context("DeleteMessageBatch")?;
-        let ok = output.successful().len();
-        if deleted.fetch_add(ok, Ordering::Relaxed) + ok >= count {
+        let ok = match client {
+            CeilingClient::Sdk(sqs) => receive_and_delete_once_sdk(sqs, url).await?,
+            CeilingClient::Own(sqs) => receive_and_delete_once_own(sqs, url).await?,
+        };
+        if ok > 0 && deleted.fetch_add(ok, Ordering::Relaxed) + ok >= count {
             done.notify_one();
         }
     }
+}
+
+/// One receive of up to 10 and one delete of what came, through the AWS
+/// SDK; returns how many were deleted.
+async fn receive_and_delete_once_sdk(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> anyhow::Result<usize> {
+    let answer = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(20)
+        .visibility_timeout(VISIBILITY_SECS)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_system_attribute_names(
+            MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+        )
+        .message_attribute_names("All")
+        .send()
+        .await
+        .context("ReceiveMessage")?;
+    let messages = answer.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let entries = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()
+                .expect("entry")
+        })
+        .collect();
+    let output = sqs
+        .delete_message_batch()
+        .queue_url(url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .context("DeleteMessageBatch")?;
+    Ok(output.successful().len())
+}
+
+/// The same through the project's own client.
+async fn receive_and_delete_once_own(sqs: &Sqs, url: &str) -> anyhow::Result<usize> {
+    let messages = sqs
+        .receive(Receive {
+            queue_url: url,
+            max_messages: 10,
+            wait_seconds: 20,
+            visibility_seconds: VISIBILITY_SECS as u32,
+            system_attributes: &[
+                "ApproximateReceiveCount",
+                "SentTimestamp",
+                "ApproximateFirstReceiveTimestamp",
+            ],
+        })
+        .await
+        .context("ReceiveMessage")?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt_handle).collect();
+    let failed = sqs
+        .delete_batch(url, &receipts)
+        .await
+        .context("DeleteMessageBatch")?;
+    Ok(receipts.len() - failed.len())
 }
 
 /// Starts the worker (`worker_bin`, with `env` on top of the drain's
@@ -599,7 +682,25 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The median of `values`: the mean of the middle two for an even count.
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    let mid = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 0 => (values[mid - 1] + values[mid]) / 2.0,
+        _ => values[mid],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 }
