@@ -43,7 +43,7 @@ use hookfleet_event::EventId;
 use tokio::task::JoinSet;
 
 use crate::proc_stats::{cpu_time, peak_rss_kib};
-use crate::scratch::built_binary;
+use crate::scratch::{built_binary, free_port};
 
 /// `SendMessageBatch` calls in flight while filling the queue.
 const FILL_CONCURRENCY: usize = 8;
@@ -673,13 +673,6 @@ fn string(value: &str) -> MessageAttributeValue {
         .string_value(value)
         .build()
         .expect("attribute")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The median of `values`: the mean of the middle two for an even count.

@@ -19,7 +19,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use hookfleet_bus::aws::{self, AwsTimeouts};
 
 use crate::proc_stats::{cpu_split, peak_rss_kib};
-use crate::scratch::{Scratch, sibling};
+use crate::scratch::{Scratch, free_port, sibling};
 
 const SECRET: &str = "whsec_benchmark";
 
@@ -80,17 +80,12 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
     let client = reqwest::Client::new();
     wait_healthy(&client, port).await?;
 
-    // Warm-up: the topic ARN lookup, connections, allocator.
-    let warm = sign_all(bodies(100, args.body_bytes));
-    drive(&client, &url, &warm, args.concurrency).await?;
-
-    let signed = sign_all(bodies(args.events, args.body_bytes));
-    let (user_before, system_before) = cpu_split(pid);
-    let started = Instant::now();
-    let mut latencies = drive(&client, &url, &signed, args.concurrency).await?;
-    let elapsed = started.elapsed();
-    let (user_after, system_after) = cpu_split(pid);
-    let (user, system) = (user_after - user_before, system_after - system_before);
+    let Driven {
+        mut latencies,
+        elapsed,
+        user,
+        system,
+    } = warm_then_drive(args, &client, &url, pid).await?;
     let peak_kib = peak_rss_kib(pid);
     let metrics = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
@@ -145,7 +140,7 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
         "HTTP floor (bare axum server, same requests, each answered after {:.0} ms): \
          {:.0} requests/s, {:.1} µs CPU per request ({:.1} user + {:.1} system)",
         ms(percentile(0.50)),
-        floor.rate,
+        args.events as f64 / floor.elapsed.as_secs_f64(),
         per_event(floor.user + floor.system),
         per_event(floor.user),
         per_event(floor.system)
@@ -153,49 +148,60 @@ async fn measure(args: &Args, sns: &aws_sdk_sns::Client, scratch: &Scratch) -> a
     Ok(())
 }
 
-/// What serving the same requests costs with no webhook work.
-struct Floor {
-    rate: f64,
+/// One measured drive of a server process.
+struct Driven {
+    /// Each answer's latency, in no order.
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    /// The server's CPU over the drive.
     user: Duration,
     system: Duration,
 }
 
+/// Warms the server up (connections, lookups, allocator) with 100 signed
+/// bodies, then drives it with `args.events` fresh ones and measures the
+/// server process `pid`.
+async fn warm_then_drive(
+    args: &Args,
+    client: &reqwest::Client,
+    url: &str,
+    pid: u32,
+) -> anyhow::Result<Driven> {
+    let warm = sign_all(bodies(100, args.body_bytes));
+    drive(client, url, &warm, args.concurrency).await?;
+    let signed = sign_all(bodies(args.events, args.body_bytes));
+    let (user_before, system_before) = cpu_split(pid);
+    let started = Instant::now();
+    let latencies = drive(client, url, &signed, args.concurrency).await?;
+    let elapsed = started.elapsed();
+    let (user_after, system_after) = cpu_split(pid);
+    Ok(Driven {
+        latencies,
+        elapsed,
+        user: user_after - user_before,
+        system: system_after - system_before,
+    })
+}
+
 /// Starts `hookfleet-bench http-floor` answering after `delay` (ingest's
 /// median latency, so the generator runs at about ingest's rate) and
-/// drives it with as many signed bodies as the ingest phase.
+/// drives it like ingest: what serving the same requests costs with no
+/// webhook work.
 async fn http_floor(
     args: &Args,
     client: &reqwest::Client,
     delay: Duration,
-) -> anyhow::Result<Floor> {
+) -> anyhow::Result<Driven> {
     let port = free_port();
     let mut server = std::process::Command::new(std::env::current_exe()?)
         .args(["http-floor", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--answer-after-ms", &delay.as_millis().max(1).to_string()])
         .spawn()
         .context("start the HTTP floor server")?;
-    let pid = server.id();
     let result = async {
         wait_healthy(client, port).await?;
         let url = format!("http://127.0.0.1:{port}/webhooks/tolinku");
-        drive(
-            client,
-            &url,
-            &sign_all(bodies(100, args.body_bytes)),
-            args.concurrency,
-        )
-        .await?;
-        let signed = sign_all(bodies(args.events, args.body_bytes));
-        let (user_before, system_before) = cpu_split(pid);
-        let started = Instant::now();
-        drive(client, &url, &signed, args.concurrency).await?;
-        let elapsed = started.elapsed();
-        let (user_after, system_after) = cpu_split(pid);
-        Ok(Floor {
-            rate: args.events as f64 / elapsed.as_secs_f64(),
-            user: user_after - user_before,
-            system: system_after - system_before,
-        })
+        warm_then_drive(args, client, &url, server.id()).await
     }
     .await;
     let _ = server.kill();
@@ -358,13 +364,6 @@ async fn wait_healthy(client: &reqwest::Client, port: u16) -> anyhow::Result<()>
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     bail!("the server on port {port} did not become healthy")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn ms(duration: Duration) -> f64 {

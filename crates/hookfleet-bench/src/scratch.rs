@@ -94,3 +94,11 @@ pub(crate) fn sibling(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     exe.with_file_name(name)
 }
+
+/// A port nothing listens on now, on 127.0.0.1.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

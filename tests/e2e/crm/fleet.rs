@@ -174,7 +174,9 @@ impl Fleet {
     }
 
     /// Waits until both queues hold nothing (visible, in flight or
-    /// delayed): every delivery has been settled.
+    /// delayed): every delivery has been settled. Call it after waiting
+    /// for the effects: the queues also read empty before SNS has
+    /// delivered, and for a moment during a receive.
     pub(crate) async fn wait_until_drained(&self) {
         let crm = self.topology.queue_url(&self.aws, &self.topology.crm).await;
         let welcome = self

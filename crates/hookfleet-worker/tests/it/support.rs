@@ -158,6 +158,10 @@ impl TestQueue {
     }
 
     /// Visible plus in-flight messages of the source queue.
+    ///
+    /// Not a completion signal on its own: LocalStack reads 0 for a moment
+    /// while a receive has taken messages off the visible list and not yet
+    /// marked them in flight. Wait for the handlers' outcome first.
     pub(crate) async fn depth(&self) -> u64 {
         depth(&self.client, self.queue.url()).await
     }
